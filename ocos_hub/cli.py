@@ -1,0 +1,106 @@
+"""The `ocos-hub` command: serve, plugins, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ocos_hub import __version__
+from ocos_hub.config import ConfigError, HubConfig, load_config
+from ocos_hub.plugins import PluginHost, installed_plugins
+
+
+def _load(args: argparse.Namespace) -> HubConfig:
+    overrides: dict[str, Any] = {}
+    server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if server:
+        overrides["server"] = server
+    return load_config(args.config, profile="demo" if args.demo else None, overrides=overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ocos_hub.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = _load(args)
+    app = create_app(config)
+    server = config.server
+    url = f"ws://{server.host}:{server.port}{server.ws_path}"
+    print(f"OCOS Hub {__version__} listening on {url}", flush=True)
+    print(f"  plugins: {', '.join(config.plugins.enabled) or 'none'}", flush=True)
+    if args.demo:
+        print(f"  try it:  ocos-hub tail {url} blocks", flush=True)
+    web.run_app(app, host=server.host, port=server.port, print=None,
+                shutdown_timeout=server.shutdown_grace + 5, access_log=None)
+    return 0
+
+
+def list_plugins(args: argparse.Namespace) -> int:
+    enabled: list[str] = []
+    if args.config or args.demo:
+        enabled = _load(args).plugins.enabled
+    installed = installed_plugins()
+    width = max([len(name) for name in installed] + [6])
+    print(f"{'plugin':<{width}}  {'enabled':<7}  distribution")
+    for name in sorted(installed):
+        plugin = installed[name]
+        mark = "yes" if name in enabled else "-"
+        print(f"{name:<{width}}  {mark:<7}  {plugin.distribution} {plugin.version} "
+              f"({plugin.value})")
+    return 0
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.path)
+    from ocos_hub.hub import Hub
+
+    Hub(config, PluginHost(config))
+    print(f"{args.path}: ok ({len(config.plugins.enabled)} plugins enabled)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="ocos-hub", description="OCOS Hub, the event hub "
+                                   "for OCOS-Chain")
+    main.add_argument("--version", action="version", version=f"ocos-hub {__version__}")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def config_args(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--config", "-c", help="TOML config file")
+        cmd.add_argument("--demo", action="store_true",
+                         help="start from the demo profile (all topics, chain simulator)")
+
+    run = commands.add_parser("serve", help="run the hub")
+    config_args(run)
+    run.add_argument("--host", help="override [server] host")
+    run.add_argument("--port", type=int, help="override [server] port")
+    run.set_defaults(func=serve)
+
+    plugins = commands.add_parser("plugins", help="list installed and enabled plugins")
+    config_args(plugins)
+    plugins.add_argument("--host", help=argparse.SUPPRESS)
+    plugins.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    plugins.set_defaults(func=list_plugins)
+
+    check = commands.add_parser("check-config", help="validate a config file and its plugins")
+    check.add_argument("path")
+    check.set_defaults(func=check_config)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"ocos-hub: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

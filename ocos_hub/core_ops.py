@@ -1,0 +1,185 @@
+"""The core requests of protocol v1: subscribe, unsubscribe, ping, auth, publish.
+
+They are `Operation`s like any extension's, so one dispatch path serves all requests.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+from ocos_hub.errors import HubError
+from ocos_hub.operations import Ack, Operation, Request
+from ocos_hub.protocol import now_rfc3339
+from ocos_hub.router import Subscription
+from ocos_hub.session import Session
+
+
+class Since(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    offset: Annotated[int, Field(ge=0)]
+    epoch: StrictStr
+
+
+class SubscribeRequest(Request):
+    topic: StrictStr
+    events: list[StrictStr] | None = None
+    filter: dict[str, Any] | None = None
+    where: dict[str, Any] | None = None
+    since: Since | None = None
+    rewind: Annotated[StrictInt, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_start(self) -> SubscribeRequest:
+        if self.since is not None and self.rewind is not None:
+            raise ValueError("give at most one of 'since' and 'rewind'")
+        return self
+
+
+class TopicRequest(Request):
+    topic: StrictStr
+
+
+class AuthRequest(Request):
+    """`method` plus that method's credential fields, which the core does not know."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    method: StrictStr
+
+
+class PublishRequest(Request):
+    topic: StrictStr
+    event: StrictStr
+    data: dict[str, Any]
+    key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class Subscribe(Operation):
+    name = "subscribe"
+    request_model: ClassVar[type[Request]] = SubscribeRequest
+
+    async def __call__(self, session: Session, request: SubscribeRequest) -> Ack:
+        hub = session.hub
+        topic = hub.topic(request.topic)
+        session.require(f"subscribe:{topic.name}")
+        if topic.name in session.subscriptions:
+            raise HubError("already_subscribed", f"already subscribed to {topic.name!r}; "
+                           "unsubscribe first to change the filter", {"topic": topic.name})
+        if len(session.subscriptions) >= hub.config.server.max_subscriptions:
+            raise HubError("too_many_subscriptions", "subscription limit reached",
+                           {"max_subscriptions": hub.config.server.max_subscriptions})
+        kinds = None
+        if request.events is not None:
+            unknown = sorted(set(request.events) - set(topic.kinds))
+            if unknown:
+                raise HubError("invalid_filter", f"unknown event kinds for {topic.name!r}: "
+                               f"{', '.join(unknown)}", {"field": "events", "unknown": unknown,
+                                                        "kinds": sorted(topic.kinds)})
+            kinds = frozenset(request.events)
+        where = None
+        if request.where is not None:
+            if hub.where is None:
+                raise HubError("invalid_filter", "`where` needs the filters plugin, which this "
+                               "hub does not enable", {"field": "where"})
+            where = hub.where(request.where)
+        sub = Subscription(session, topic.name, kinds, topic.parse_filter(request.filter),
+                           where, topic.visible)
+        session.subscriptions[topic.name] = sub
+        hub.router.add(sub)
+        try:
+            return await self._start(session, sub, request)
+        except BaseException:
+            session.subscriptions.pop(topic.name, None)
+            hub.router.remove(sub)
+            raise
+
+    async def _start(self, session: Session, sub: Subscription, request: SubscribeRequest) -> Ack:
+        broker = session.hub.broker
+        limit = session.hub.config.history.max_replay
+        fields: dict[str, Any] = {"topic": sub.topic}
+        if request.since is not None:
+            position = await broker.position(sub.topic)
+            since = request.since
+            if since.epoch != position.epoch or since.offset > position.offset:
+                page_events, last = [], position.offset
+                recovered = False
+            else:
+                after = max(since.offset, position.offset - limit)
+                page = await broker.read(sub.topic, after, limit)
+                page_events, last = page.events, page.last_offset
+                recovered = after == since.offset and page.first_offset <= since.offset + 1
+            fields.update(offset=last, epoch=position.epoch, recovered=recovered)
+        elif request.rewind is not None:
+            page = await broker.read_last(sub.topic, min(request.rewind, limit))
+            page_events, last = page.events, page.last_offset
+            fields.update(offset=last, epoch=page.epoch)
+        else:
+            position = await broker.position(sub.topic)
+            page_events, last = [], position.offset
+            fields.update(offset=last, epoch=position.epoch)
+
+        def replay_then_live() -> None:
+            for event in page_events:
+                if sub.accepts(event):
+                    session.send(event.frame)
+            session.hub.router.go_live(sub, last)
+
+        return Ack(fields, then=replay_then_live)
+
+
+class Unsubscribe(Operation):
+    name = "unsubscribe"
+    request_model: ClassVar[type[Request]] = TopicRequest
+
+    async def __call__(self, session: Session, request: TopicRequest) -> dict[str, Any]:
+        sub = session.subscriptions.pop(request.topic, None)
+        if sub is None:
+            raise HubError("not_subscribed", f"not subscribed to {request.topic!r}",
+                           {"topic": request.topic})
+        session.hub.router.remove(sub)
+        return {"topic": request.topic}
+
+
+class Ping(Operation):
+    name = "ping"
+
+    async def __call__(self, session: Session, request: Request) -> Ack:
+        return Ack({"ts": now_rfc3339()}, reply_type="pong")
+
+
+class Auth(Operation):
+    name = "auth"
+    request_model: ClassVar[type[Request]] = AuthRequest
+
+    async def __call__(self, session: Session, request: AuthRequest) -> dict[str, Any]:
+        hub = session.hub
+        method = hub.auth_methods.get(request.method)
+        if method is None:
+            raise HubError("invalid_message", f"auth: unknown method {request.method!r}",
+                           {"field": "method", "methods": sorted(hub.auth_methods)})
+        try:
+            principal = await method.authenticate(dict(request.model_extra or {}))
+        except HubError as exc:
+            await hub.authenticated(session, None, exc.code)
+            raise
+        session.set_principal(principal)
+        await hub.authenticated(session, principal, None)
+        return {"principal": principal.wire()}
+
+
+class Publish(Operation):
+    name = "publish"
+    request_model: ClassVar[type[Request]] = PublishRequest
+
+    async def __call__(self, session: Session, request: PublishRequest) -> dict[str, Any]:
+        hub = session.hub
+        hub.topic(request.topic)
+        session.require(f"publish:{request.topic}")
+        offset = await hub.publish(request.topic, request.event, request.data, request.key)
+        return {"topic": request.topic, "offset": offset}
+
+
+CORE_OPERATIONS: tuple[Operation, ...] = (Subscribe(), Unsubscribe(), Ping(), Auth(), Publish())

@@ -1,0 +1,91 @@
+"""The WebSocket endpoint: handshake checks, the welcome, and each connection's read loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSMsgType, web
+
+from ocos_hub import __version__
+from ocos_hub.appkeys import HUB
+from ocos_hub.errors import HubError
+from ocos_hub.protocol import PROTOCOL, Close
+from ocos_hub.session import Session
+
+log = logging.getLogger("ocos_hub.ws")
+
+
+def offered_protocols(request: web.Request) -> list[str]:
+    header = request.headers.get("Sec-WebSocket-Protocol", "")
+    return [p.strip() for p in header.split(",") if p.strip()]
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    offered = offered_protocols(request)
+    if offered and PROTOCOL not in offered:
+        raise HubError("unsupported_protocol", f"this hub speaks {PROTOCOL!r} only",
+                       {"offered": offered, "supported": [PROTOCOL]})
+    for mw in hub.stage("on_handshake"):
+        await mw.on_handshake(request)
+    principal = await hub.identify(request)
+    if hub.shutting_down:
+        raise HubError("unavailable", "the hub is shutting down")
+
+    server = hub.config.server
+    ws = web.WebSocketResponse(
+        protocols=(PROTOCOL,) if offered else (),
+        autoping=False,
+        max_msg_size=server.max_message_bytes,
+        compress=hub.compression,
+    )
+    await ws.prepare(request)
+    session = Session(hub, ws, request, principal)
+    hub.sessions.add(session)
+    hub.stats.connections_total += 1
+    session.reply({
+        "type": "welcome",
+        "session": session.id,
+        "protocol": PROTOCOL,
+        "server": f"ocos-hub/{__version__}",
+        "heartbeat": server.heartbeat,
+        "topics": hub.visible_topics(session.scopes),
+        "principal": principal.wire() if principal else None,
+        "limits": {
+            "max_message_bytes": server.max_message_bytes,
+            "max_subscriptions": server.max_subscriptions,
+            **hub.welcome_limits,
+        },
+    })
+    for mw in hub.stage("on_connect"):
+        await mw.on_connect(session)
+    try:
+        await read_loop(session)
+    finally:
+        hub.sessions.discard(session)
+        session.mark_closed(ws.close_code)
+        if session.close_code not in (None, Close.NORMAL, Close.SHUTDOWN):
+            hub.stats.dropped_connections += 1
+        for mw in hub.stage("on_disconnect"):
+            await mw.on_disconnect(session, session.close_code)
+    return ws
+
+
+async def read_loop(session: Session) -> None:
+    """Read requests one at a time, so replies leave in request order."""
+    ws = session.ws
+    loop = asyncio.get_running_loop()
+    while not session.closing:
+        msg = await ws.receive()
+        session.last_seen = loop.time()
+        if msg.type is WSMsgType.TEXT:
+            await session.handle_text(msg.data)
+        elif msg.type is WSMsgType.BINARY:
+            await session.close(Close.BINARY, "binary frames are not accepted")
+        elif msg.type is WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type is WSMsgType.PONG:
+            continue
+        else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp already closed 1009 for oversize)
+            return
