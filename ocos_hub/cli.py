@@ -8,11 +8,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from importlib.metadata import entry_points
+
 from aiohttp import web
 
 from ocos_hub import __version__
 from ocos_hub.config import ConfigError, HubConfig, load_config
 from ocos_hub.plugins import PluginHost, installed_plugins
+
+COMMANDS = "ocos_hub.commands"
 
 
 def _load(args: argparse.Namespace) -> HubConfig:
@@ -90,7 +94,28 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and its plugins")
     check.add_argument("path")
     check.set_defaults(func=check_config)
+
+    # Plugins' own commands (`ocos-hub apikey new ...`): entry points of the group
+    # `ocos_hub.commands`, each `def register(parser) -> None` setting `func` on its parser.
+    # They are imported only when invoked.
+    for ep in entry_points(group=COMMANDS):
+        cmd = commands.add_parser(ep.name, help=f"{ep.name} tools (from {ep.value})",
+                                  add_help=False)
+        cmd.add_argument("rest", nargs=argparse.REMAINDER)
+        cmd.set_defaults(func=_plugin_command(ep.name))
     return main
+
+
+def _plugin_command(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        (ep,) = entry_points(group=COMMANDS, name=name)
+        register = ep.load()
+        sub = argparse.ArgumentParser(prog=f"ocos-hub {name}")
+        register(sub)
+        sub_args = sub.parse_args(args.rest)
+        return int(sub_args.func(sub_args))
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -299,5 +299,13 @@ class Hub:
             await self.authenticated(None, None, exc.code)
             raise
 
+    def revoke(self, predicate: Callable[[Principal], bool], reason: str = "access revoked") -> int:
+        """Close (4003) every connection whose principal matches; auth plugins call this when
+        a credential is revoked. Returns how many were closed."""
+        doomed = [s for s in self.sessions if s.principal is not None and predicate(s.principal)]
+        for session in doomed:
+            session.close_soon(Close.REVOKED, reason)
+        return len(doomed)
+
     def visible_topics(self, scopes: frozenset[str]) -> list[str]:
         return [name for name in self.topics if scope_allows(scopes, f"subscribe:{name}")]

@@ -62,7 +62,11 @@ class Session:
         self.close_code: int | None = None
         self._transport = request.transport
         self._loop = asyncio.get_running_loop()
+        # A client is slow when more than `_limit` bytes wait in the transport after a write.
+        # Within one loop tick a burst may queue more (a large publish batch), up to the
+        # hard limit, so a fast client is never dropped for the size of one batch.
         self._limit = hub.config.server.send_buffer_bytes
+        self._hard_limit = 8 * self._limit
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
@@ -140,7 +144,7 @@ class Session:
         if held is not None:
             held.append(data)
             self._held_size += len(data)
-            if self._held_size > self._limit:
+            if self._held_size > self._hard_limit:
                 self.slow_consumer()
             return
         self._queue(data)
@@ -150,7 +154,7 @@ class Session:
             return
         self._out.append(data)
         self._out_size += len(data)
-        if self._out_size > self._limit:
+        if self._out_size > self._hard_limit:
             self.slow_consumer()
             return
         if not self._flush_scheduled:
@@ -167,10 +171,10 @@ class Session:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        if transport.get_write_buffer_size() + len(data) > self._limit:
-            self.slow_consumer()
-            return
         transport.write(data)
+        # What the kernel did not take stays in the transport: that is the client's backlog.
+        if transport.get_write_buffer_size() > self._limit:
+            self.slow_consumer()
 
     @property
     def pending_bytes(self) -> int:

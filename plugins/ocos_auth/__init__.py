@@ -1,0 +1,1 @@
+"""First-party auth plugins of OCOS Hub."""

@@ -1,0 +1,1 @@
+"""First-party sources plugins of OCOS Hub."""

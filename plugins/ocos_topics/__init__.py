@@ -1,0 +1,1 @@
+"""First-party topics plugins of OCOS Hub."""
