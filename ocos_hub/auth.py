@@ -64,7 +64,7 @@ class AuthMethod(ABC):
 
     @abstractmethod
     async def authenticate(self, credentials: Mapping[str, Any]) -> Principal:
-        """Verify the fields of an in-band `auth` request (everything but `type`, `id`, `method`)."""
+        """Verify an in-band `auth` request's fields (all but `type`, `id` and `method`)."""
 
     async def from_handshake(self, kind: str, value: str) -> Principal | None:
         """Verify a credential presented at the handshake or on an HTTP call.

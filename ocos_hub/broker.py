@@ -85,10 +85,10 @@ Draft = tuple[str, str, dict[str, Any]]
 class HistoryStore(ABC):
     """Assigns offsets and retains events under the memory broker. Bounded by construction."""
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 (optional for stores without resources)
         """Acquire resources (files, connections). Called once before the first append."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027
         """Release resources; everything appended so far must be durable if the store is."""
 
     @abstractmethod

@@ -114,10 +114,10 @@ class PluginsConfig(BaseModel):
 class HubConfig(Section):
     """The whole configuration. `source` names where it came from, for error messages."""
 
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    access: AccessConfig = Field(default_factory=AccessConfig)
-    history: HistoryConfig = Field(default_factory=HistoryConfig)
-    publish: PublishConfig = Field(default_factory=PublishConfig)
+    server: ServerConfig = ServerConfig()
+    access: AccessConfig = AccessConfig()
+    history: HistoryConfig = HistoryConfig()
+    publish: PublishConfig = PublishConfig()
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     _source: str = PrivateAttr("<defaults>")
 

@@ -97,12 +97,12 @@ class PluginHost:
 
     def _plugin_config(self, name: str) -> Any:
         section = self.config.plugins.section(name)
-        models = [
-            impl.function()
+        models: list[type[BaseModel] | None] = [
+            impl.function()  # type: ignore[misc]
             for impl in self.pm.hook.ocos_config_model.get_hookimpls()
             if impl.plugin_name == name
         ]
-        model: type[BaseModel] | None = models[0] if models else None
+        model = models[0] if models else None
         if model is None:
             if section:
                 raise ConfigError(

@@ -233,7 +233,7 @@ class Session:
         try:
             try:
                 parsed = json.loads(text)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise HubError("invalid_json", f"not valid JSON: {exc.msg} at {exc.pos}") from None
             if not isinstance(parsed, dict):
                 raise HubError("invalid_message", "a request is a JSON object")

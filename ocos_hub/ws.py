@@ -38,7 +38,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         protocols=(PROTOCOL,) if offered else (),
         autoping=False,
         max_msg_size=server.max_message_bytes,
-        compress=hub.compression,
+        compress=hub.compression,  # type: ignore[arg-type]  # aiohttp takes a level too
     )
     await ws.prepare(request)
     session = Session(hub, ws, request, principal)

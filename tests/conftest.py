@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -54,7 +53,7 @@ class Client:
         """Assert that no frame arrives within `wait` seconds."""
         try:
             msg = await self.ws.receive(timeout=wait)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
         raise AssertionError(f"unexpected frame {msg.type!r} {msg.data!r}")
 

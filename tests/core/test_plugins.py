@@ -55,7 +55,8 @@ def third_party(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "ocos_tp_beta.py").write_text(BETA)
     info = tmp_path / "ocos_third_party-1.2.3.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ocos-third-party\nVersion: 1.2.3\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ocos-third-party\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(textwrap.dedent("""
         [ocos_hub]
         alpha = ocos_tp_alpha
