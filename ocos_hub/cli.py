@@ -6,9 +6,8 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
-
 from importlib.metadata import entry_points
+from typing import Any
 
 from aiohttp import web
 
@@ -95,6 +94,10 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("path")
     check.set_defaults(func=check_config)
 
+    tail = commands.add_parser("tail", help="print a hub's events as JSON lines",
+                               add_help=False)
+    tail.add_argument("rest", nargs=argparse.REMAINDER)
+
     # Plugins' own commands (`ocos-hub apikey new ...`): entry points of the group
     # `ocos_hub.commands`, each `def register(parser) -> None` setting `func` on its parser.
     # They are imported only when invoked.
@@ -102,25 +105,36 @@ def parser() -> argparse.ArgumentParser:
         cmd = commands.add_parser(ep.name, help=f"{ep.name} tools (from {ep.value})",
                                   add_help=False)
         cmd.add_argument("rest", nargs=argparse.REMAINDER)
-        cmd.set_defaults(func=_plugin_command(ep.name))
     return main
 
 
-def _plugin_command(name: str) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        (ep,) = entry_points(group=COMMANDS, name=name)
-        register = ep.load()
-        sub = argparse.ArgumentParser(prog=f"ocos-hub {name}")
-        register(sub)
-        sub_args = sub.parse_args(args.rest)
-        return int(sub_args.func(sub_args))
+def _client_main(argv: list[str]) -> int:
+    from ocos_hub.client import main as client_main
 
-    return run
+    return client_main(argv)
+
+
+def _plugin_command(name: str, argv: list[str]) -> int:
+    (ep,) = entry_points(group=COMMANDS, name=name)
+    register = ep.load()
+    sub = argparse.ArgumentParser(prog=f"ocos-hub {name}")
+    register(sub)
+    args = sub.parse_args(argv)
+    if not hasattr(args, "func"):
+        sub.print_help()
+        return 2
+    return int(args.func(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        # commands that parse their own arguments
+        if argv and argv[0] == "tail":
+            return _client_main(argv[1:])
+        if argv and entry_points(group=COMMANDS, name=argv[0]):
+            return _plugin_command(argv[0], argv[1:])
+        args = parser().parse_args(argv)
         return int(args.func(args))
     except ConfigError as exc:
         print(f"ocos-hub: configuration error:\n{exc}", file=sys.stderr)
