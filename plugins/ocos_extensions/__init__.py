@@ -1,0 +1,1 @@
+"""First-party extensions plugins of OCOS Hub."""

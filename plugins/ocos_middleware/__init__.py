@@ -1,0 +1,1 @@
+"""First-party middleware plugins of OCOS Hub."""
