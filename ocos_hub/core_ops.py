@@ -5,7 +5,7 @@ They are `Operation`s like any extension's, so one dispatch path serves all requ
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
@@ -13,7 +13,9 @@ from ocos_hub.errors import HubError
 from ocos_hub.operations import Ack, Operation, Request
 from ocos_hub.protocol import now_rfc3339
 from ocos_hub.router import Subscription
-from ocos_hub.session import Session
+
+if TYPE_CHECKING:
+    from ocos_hub.session import Session
 
 
 class Since(BaseModel):

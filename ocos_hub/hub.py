@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ocos_hub.auth import API_KEY, TOKEN, AuthMethod, Principal, scope_allows
 from ocos_hub.broker import Broker, Event, HistoryStore, MemoryBroker, MemoryHistory
 from ocos_hub.config import ConfigError, HubConfig
+from ocos_hub.core_ops import CORE_OPERATIONS
 from ocos_hub.dedup import DedupWindow
 from ocos_hub.errors import HubError, first_field, validation_details
 from ocos_hub.hookspecs import EventPredicate
@@ -27,9 +28,11 @@ from ocos_hub.operations import Ack, Operation
 from ocos_hub.plugins import PluginHost
 from ocos_hub.protocol import PING_FRAME, Close
 from ocos_hub.router import Router
-from ocos_hub.session import Session
 from ocos_hub.sources import Source
 from ocos_hub.topics import Topic
+
+if TYPE_CHECKING:
+    from ocos_hub.session import Session
 
 log = logging.getLogger("ocos_hub")
 
@@ -51,8 +54,6 @@ class Hub:
     """Everything one running hub holds."""
 
     def __init__(self, config: HubConfig, plugins: PluginHost) -> None:
-        from ocos_hub.core_ops import CORE_OPERATIONS  # core ops use the Hub type
-
         self.config = config
         self.plugins = plugins
         self.anonymous_scopes = frozenset(config.access.anonymous)
