@@ -1,0 +1,1 @@
+"""NATS JetStream scale-out plugin (placeholder until implemented)."""

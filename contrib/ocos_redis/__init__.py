@@ -1,0 +1,1 @@
+"""Redis scale-out plugin (placeholder until implemented)."""
