@@ -82,9 +82,12 @@ def ocos_auth_methods(config: Any) -> list[AuthMethod]:
 def ocos_middleware(config: Any) -> list[Middleware]:
     """Return middleware (`Middleware` objects) for handshakes, HTTP calls and requests.
 
-    The chain runs in ascending `order`, ties in `[plugins] enabled` order. Handshake-level
-    stages (`on_handshake`, `on_http`) run before the WebSocket upgrade; message-level
-    stages (`on_request`, `on_reply`) around every request on every connection.
+    The chain runs in ascending `order`, ties in `[plugins] enabled` order (docs/operations.md
+    lists the first-party slots). `on_http` wraps every HTTP request, the socket's upgrade
+    request for the whole life of its connection included; lower `order` is further out.
+    Handshake-level stages run before the WebSocket upgrade: `on_handshake` before the
+    credentials are checked, `on_admit` after, with the principal. Message-level stages
+    (`on_request`, `on_reply`) run around every request on every connection.
     """
 
 
@@ -156,3 +159,14 @@ def ocos_startup(hub: Hub, config: Any) -> Awaitable[None] | None:
 def ocos_shutdown(hub: Hub, config: Any) -> Awaitable[None] | None:
     """Called at shutdown after sources stopped and connections closed, before the broker
     closes. Return an awaitable to do async work."""
+
+
+@hookspec
+def ocos_session_store(config: Any, hub_config: HubConfig) -> Any:
+    """Return the store of login sessions (an `ocos_auth.sessions.SessionStore`), or None.
+
+    Called by the `sessions` plugin at startup, not by the core, which knows no session.
+    A shared store (Redis) lets every node accept and revoke the same session tokens. At
+    most one enabled plugin may return one; without one, sessions are kept in memory. A
+    store that also implements `ocos_auth.wallet.NonceStore` keeps wallet-login nonces too.
+    """
