@@ -24,13 +24,16 @@ class Event:
 
     __slots__ = ("topic", "kind", "offset", "ts", "data", "_frame")
 
-    def __init__(self, topic: str, kind: str, offset: int, ts: str, data: dict[str, Any]) -> None:
+    def __init__(self, topic: str, kind: str, offset: int, ts: str, data: dict[str, Any],
+                 frame: bytes | None = None) -> None:
         self.topic = topic
         self.kind = kind
         self.offset = offset
         self.ts = ts
         self.data = data
-        self._frame: bytes | None = None
+        # A store that keeps events encoded hands the frame back, so a replay never
+        # encodes them again.
+        self._frame: bytes | None = frame
 
     def wire(self) -> dict[str, Any]:
         """The event as the protocol's `event` frame object."""

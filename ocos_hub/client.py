@@ -100,7 +100,11 @@ class HubClient:
         assert self._http is not None, "use `async with HubClient(...)`"
         ws = await self._http.ws_connect(self.url, protocols=(PROTOCOL,),
                                          headers=self._headers(), heartbeat=None)
-        welcome = await ws.receive_json()
+        first = await ws.receive()
+        if first.type is not aiohttp.WSMsgType.TEXT:  # dropped before it said hello
+            await ws.close()
+            raise ConnectionError(f"connection ended before the welcome ({first.type.name})")
+        welcome = json.loads(first.data)
         if welcome.get("type") != "welcome":
             raise ConnectionError(f"expected a welcome frame, got {welcome!r}")
         for index, (topic, wanted) in enumerate(self._wanted.items()):

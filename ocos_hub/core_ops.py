@@ -5,17 +5,22 @@ They are `Operation`s like any extension's, so one dispatch path serves all requ
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from ocos_hub.errors import HubError
 from ocos_hub.operations import Ack, Operation, Request
-from ocos_hub.protocol import now_rfc3339
+from ocos_hub.protocol import Close, now_rfc3339
 from ocos_hub.router import Subscription
 
 if TYPE_CHECKING:
+    from ocos_hub.broker import Event
     from ocos_hub.session import Session
+
+log = logging.getLogger("ocos_hub.subscribe")
 
 
 class Since(BaseModel):
@@ -111,7 +116,10 @@ class Subscribe(Operation):
             else:
                 after = max(since.offset, position.offset - limit)
                 page = await broker.read(sub.topic, after, limit)
-                page_events, last = page.events, page.last_offset
+                # Events published while an async store read are in the backlog: when they
+                # cut the page short, go live from its end, not from the topic's latest.
+                page_events = page.events
+                last = page.events[-1].offset if page.events else page.last_offset
                 recovered = after == since.offset and page.first_offset <= since.offset + 1
             fields.update(offset=last, epoch=position.epoch, recovered=recovered)
         elif request.rewind is not None:
@@ -124,12 +132,53 @@ class Subscribe(Operation):
             fields.update(offset=last, epoch=position.epoch)
 
         def replay_then_live() -> None:
+            if len(page_events) > REPLAY_STEP:
+                task = asyncio.get_running_loop().create_task(
+                    _paced_replay(session, sub, page_events, last))
+                _replays.add(task)
+                task.add_done_callback(_replays.discard)
+                return
             for event in page_events:
                 if sub.accepts(event):
                     session.send(event.frame)
             session.hub.router.go_live(sub, last)
 
         return Ack(fields, then=replay_then_live)
+
+
+# A replay of more events than this is paced: sent a step at a time, each once the client
+# has taken most of the previous one. Sent at once, a long catch-up would pass the
+# slow-consumer bound (a client resuming after 40,000 events would be closed, resume, and
+# be closed again) and hold the loop for the encoding of every frame.
+REPLAY_STEP = 500
+_replays: set[asyncio.Task[None]] = set()  # strong references until each replay ends
+
+
+async def _paced_replay(session: Session, sub: Subscription, events: list[Event],
+                        last: int) -> None:
+    """Send `events` that `sub` keeps, then go live after `last`. Live events wait in the
+    subscription's backlog meanwhile. Stops when the connection closes or unsubscribes."""
+    budget = session.hub.config.server.send_buffer_bytes // 2
+    index = 0
+    try:
+        while not session.closing and session.subscriptions.get(sub.topic) is sub:
+            if index == len(events):
+                session.hub.router.go_live(sub, last)
+                return
+            stop, sent = min(len(events), index + REPLAY_STEP), 0
+            while index < stop and sent < budget:
+                event = events[index]
+                index += 1
+                if sub.accepts(event):
+                    frame = event.frame
+                    session.send(frame)
+                    sent += len(frame)
+            await asyncio.sleep(0)  # queued frames are written at the end of this tick
+            while session.pending_bytes > budget and not session.closing:
+                await asyncio.sleep(0.002)  # the client reads slower than we replay
+    except Exception:
+        log.exception("replay of %s to session %s failed", sub.topic, session.id)
+        session.close_soon(Close.INTERNAL, "replay failed")
 
 
 class Unsubscribe(Operation):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from ocos_hub.appkeys import HUB
 from ocos_hub.auth import scope_allows
 from ocos_hub.errors import HubError, first_field, validation_details
+from ocos_hub.history import history_page
 from ocos_hub.middleware import Handler
 
 log = logging.getLogger("ocos_hub.http")
@@ -27,6 +28,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except HubError as exc:
+        request.app[HUB].stats.http_refusals[exc.code] += 1
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -114,7 +116,8 @@ def _int_param(request: web.Request, name: str, default: int, minimum: int) -> i
 
 
 async def backfill(request: web.Request) -> web.Response:
-    """Retained events after `since`, as the socket would have sent them."""
+    """Retained events after `since` (or before `before`, or the newest), as the socket
+    would have sent them; the same pages as the `history` op (`ocos_hub.history`)."""
     hub = request.app[HUB]
     topic = hub.topic(request.match_info["topic"])
     principal = await hub.identify(request)
@@ -122,18 +125,11 @@ async def backfill(request: web.Request) -> web.Response:
     if not scope_allows(scopes, f"subscribe:{topic.name}"):
         raise HubError("unauthenticated" if principal is None else "forbidden",
                        f"reading {topic.name!r} needs 'subscribe:{topic.name}'")
-    since = _int_param(request, "since", 0, 0)
+    since = _int_param(request, "since", 0, 0) if "since" in request.query else None
+    before = _int_param(request, "before", 1, 1) if "before" in request.query else None
     limit = min(_int_param(request, "limit", 100, 1), hub.config.history.max_replay)
-    page = await hub.broker.read(topic.name, since, limit)
-    events = [e for e in page.events if topic.visible is None or topic.visible(principal, e)]
-    return web.json_response({
-        "topic": topic.name,
-        "epoch": page.epoch,
-        "first_offset": page.first_offset,
-        "last_offset": page.last_offset,
-        "events": [e.wire() for e in events],
-        "next": page.events[-1].offset if page.events else since,
-    })
+    return web.json_response(await history_page(hub.broker, topic, principal, since=since,
+                                                before=before, limit=limit))
 
 
 async def healthz(request: web.Request) -> web.Response:

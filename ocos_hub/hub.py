@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from ocos_hub.appkeys import PRINCIPAL
 from ocos_hub.auth import API_KEY, TOKEN, AuthMethod, Principal, scope_allows
 from ocos_hub.broker import Broker, Event, HistoryStore, MemoryBroker, MemoryHistory
 from ocos_hub.config import ConfigError, HubConfig
@@ -48,6 +50,8 @@ class HubStats:
     connections_total: int = 0
     slow_consumers: int = 0
     dropped_connections: int = 0
+    # HTTP refusals by error code (handshakes included), counted where every one passes
+    http_refusals: Counter[str] = field(default_factory=Counter)
 
 
 class Hub:
@@ -99,8 +103,8 @@ class Hub:
             history or MemoryHistory(config.history.max_events, config.history.max_age))
         self._stages = {
             stage: [mw for mw in self.middleware if mw.overrides(stage)]
-            for stage in ("on_handshake", "on_http", "on_connect", "on_request", "on_reply",
-                          "on_auth", "on_published", "on_disconnect")
+            for stage in ("on_handshake", "on_admit", "on_http", "on_connect", "on_request",
+                          "on_reply", "on_auth", "on_published", "on_disconnect")
         }
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -169,12 +173,23 @@ class Hub:
     # -- events -------------------------------------------------------------------------
 
     def _deliver(self, events: Sequence[Event]) -> None:
-        receivers = self.router.deliver(events)
+        observers = self._stages["on_published"]
+        if observers:
+            # Per-topic counts for the observers: one router call per topic of the batch
+            # (the router groups by topic itself, so the deliveries are the same).
+            by_topic: dict[str, list[Event]] = {}
+            for event in events:
+                by_topic.setdefault(event.topic, []).append(event)
+            deliveries = {topic: self.router.deliver(batch) for topic, batch in by_topic.items()}
+        else:
+            self.router.deliver(events)
         self.stats.published += len(events)
         for listener in self.listeners:
             listener(events)
-        for mw in self._stages["on_published"]:
-            mw.on_published(list(events), receivers)
+        if observers:
+            batch = list(events)
+            for mw in observers:
+                mw.on_published(batch, deliveries)
 
     def topic(self, name: str) -> Topic:
         topic = self.topics.get(name)
@@ -261,9 +276,15 @@ class Hub:
             await mw.on_reply(session, request, reply)
 
     async def authenticated(self, session: Session | None, principal: Principal | None,
-                            error: str | None) -> None:
+                            error: str | None, request: web.Request | None = None) -> None:
+        """Tell the middleware a credential was checked (`error`: the refusal's code).
+
+        `request` defaults to the connection's handshake request for in-band `auth`.
+        """
+        if request is None and session is not None:
+            request = session.request
         for mw in self._stages["on_auth"]:
-            await mw.on_auth(session, principal, error)
+            await mw.on_auth(session, principal, error, request)
 
     async def identify(self, request: web.Request) -> Principal | None:
         """The principal behind an HTTP request's credentials, or None when it has none.
@@ -287,17 +308,19 @@ class Hub:
         if not credentials:
             if self.config.access.require_auth:
                 raise HubError("unauthenticated", "this hub requires credentials")
+            request[PRINCIPAL] = None
             return None
         kind, value = credentials[0]
         try:
             for method in self.auth_methods.values():
                 principal = await method.from_handshake(kind, value)
                 if principal is not None:
-                    await self.authenticated(None, principal, None)
+                    request[PRINCIPAL] = principal
+                    await self.authenticated(None, principal, None, request)
                     return principal
             raise HubError("invalid_credentials", f"no enabled auth method accepts this {kind}")
         except HubError as exc:
-            await self.authenticated(None, None, exc.code)
+            await self.authenticated(None, None, exc.code, request)
             raise
 
     def revoke(self, predicate: Callable[[Principal], bool], reason: str = "access revoked") -> int:

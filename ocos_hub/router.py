@@ -67,8 +67,9 @@ class Router:
 
     def __init__(self, max_backlog: int = 100_000) -> None:
         self.max_backlog = max_backlog
-        # plain subscriptions map to the session's bound `send`, the only call per delivery
-        self._plain: dict[str, dict[Subscription, Callable[[bytes], None]]] = {}
+        # plain subscriptions map to their session, whose `send` is the only call per
+        # delivery (the session, not a bound method: one object less per connection)
+        self._plain: dict[str, dict[Subscription, Session]] = {}
         self._filtered: dict[str, dict[Subscription, None]] = {}
         self._pending: dict[str, dict[Subscription, None]] = {}
         self.deliveries = 0
@@ -90,7 +91,7 @@ class Router:
             if event.offset > after and sub.accepts(event):
                 send(event.frame)
         if sub.plain:
-            self._plain.setdefault(sub.topic, {})[sub] = send
+            self._plain.setdefault(sub.topic, {})[sub] = sub.session
         else:
             self._filtered.setdefault(sub.topic, {})[sub] = None
 
@@ -127,8 +128,8 @@ class Router:
         plain = self._plain.get(topic)
         if plain:
             blob = batch[0].frame if len(batch) == 1 else b"".join([e.frame for e in batch])
-            for send in list(plain.values()):
-                send(blob)
+            for session in list(plain.values()):
+                session.send(blob)
             delivered += len(plain) * len(batch)
         filtered = self._filtered.get(topic)
         if filtered:

@@ -1,7 +1,8 @@
 """One WebSocket connection: its principal, subscriptions and bounded outgoing queue.
 
-Frames are queued as bytes and written once per event-loop tick, so a burst of events
-costs one syscall per connection while a lone event still leaves at once. A connection
+Frames are queued as bytes and written at the end of the loop tick (one callback writes
+every session that has some, for at most `FLUSH_SLICE` per loop iteration), so a burst of
+events costs one syscall per connection while a lone event still leaves at once. A connection
 whose queue (ours plus the transport's) passes `send_buffer_bytes` is a slow consumer:
 it gets `slow_consumer` and close 4008, and nobody else waits for it.
 """
@@ -12,6 +13,9 @@ import asyncio
 import json
 import logging
 import secrets
+import time
+import weakref
+from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +39,82 @@ CLOSE_TIMEOUT = 5.0
 EXPIRY_NOTICE = 60.0
 
 
+# What a session may queue within one tick (a large publish batch), as a multiple of
+# `send_buffer_bytes`; past it the client is slow whatever the transport holds.
+HARD_LIMIT_FACTOR = 8
+
+# Seconds of writing per loop iteration. Between slices the loop polls, so an event
+# published mid-sweep joins the queues not yet written instead of waiting for the next
+# sweep, and requests (a publish takes a few iterations through aiohttp) and pings are
+# served while thousands of connections are being written.
+FLUSH_SLICE = 0.001
+
+
+class _Outbox:
+    """The sessions with bytes queued, written in the order they got them, by one loop
+    callback for many sessions rather than one callback per session."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: deque[Session] = deque()
+        self._scheduled = False
+
+    def add(self, session: Session) -> None:
+        self._dirty.append(session)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        dirty = self._dirty
+        joined = _Joined()
+        clock = time.monotonic
+        deadline = clock() + FLUSH_SLICE
+        try:
+            while dirty:
+                dirty.popleft()._flush(joined)
+                if clock() >= deadline:
+                    break
+        finally:
+            if dirty:
+                asyncio.get_running_loop().call_soon(self._run)
+            else:
+                self._scheduled = False
+
+
+class _Joined:
+    """The last join of queued frames. Subscribers of a topic flushed one after another
+    usually hold the very same shared frames, so they share one joined write too."""
+
+    __slots__ = ("_parts", "_data")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._data = b""
+
+    def join(self, parts: list[bytes]) -> bytes:
+        # list equality tries identity first, so equal lists of shared frames cost a pointer
+        # comparison per frame; different frames differ within their first bytes
+        if parts != self._parts:
+            self._parts = parts.copy()
+            self._data = b"".join(parts)
+        return self._data
+
+
+# One outbox per event loop (tests run many loops in one process); it holds no reference
+# to its loop, so a closed loop and its outbox go away together.
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = (
+    weakref.WeakKeyDictionary())
+
+
+def _outbox(loop: asyncio.AbstractEventLoop) -> _Outbox:
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = _Outbox()
+    return outbox
+
+
 def _bad_id(value: Any) -> bool:
     if value is None:
         return False
@@ -46,7 +126,18 @@ def _bad_id(value: Any) -> bool:
 
 
 class Session:
-    """The server side of one client connection."""
+    """The server side of one client connection.
+
+    Slotted: a hub holds tens of thousands of these. Plugins keep their own per-connection
+    state in dicts keyed by the session (weak references work too), not as attributes.
+    """
+
+    __slots__ = (
+        "__weakref__", "hub", "ws", "request", "id", "remote", "principal", "subscriptions",
+        "close_code", "last_seen", "_transport", "_loop", "_outbox", "_limit",
+        "_out", "_out_size", "_flush_scheduled", "_closing", "_expiry", "_close_task",
+        "_held", "_held_size",
+    )
 
     def __init__(
         self, hub: Hub, ws: web.WebSocketResponse, request: web.Request,
@@ -62,16 +153,17 @@ class Session:
         self.close_code: int | None = None
         self._transport = request.transport
         self._loop = asyncio.get_running_loop()
+        self._outbox = _outbox(self._loop)
         # A client is slow when more than `_limit` bytes wait in the transport after a write.
         # Within one loop tick a burst may queue more (a large publish batch), up to the
-        # hard limit, so a fast client is never dropped for the size of one batch.
+        # hard limit (`HARD_LIMIT_FACTOR` times `_limit`), so a fast client is never dropped
+        # for the size of one batch.
         self._limit = hub.config.server.send_buffer_bytes
-        self._hard_limit = 8 * self._limit
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
         self._closing = False
-        self._expiry: list[asyncio.TimerHandle] = []
+        self._expiry: tuple[asyncio.TimerHandle, ...] = ()  # shared when empty
         self._close_task: asyncio.Task[None] | None = None
         self._held: list[bytes] | None = None
         self._held_size = 0
@@ -114,16 +206,16 @@ class Session:
     def _schedule_expiry(self) -> None:
         for handle in self._expiry:
             handle.cancel()
-        self._expiry = []
+        self._expiry = ()
         expires_at = self.principal.expires_at if self.principal else None
         if expires_at is None:
             return
         remaining = (expires_at - datetime.now(UTC)).total_seconds()
         notice_in = max(0.0, remaining - min(EXPIRY_NOTICE, remaining / 2))
-        self._expiry = [
+        self._expiry = (
             self._loop.call_later(notice_in, self._expiry_notice, expires_at),
             self._loop.call_later(max(0.0, remaining), self._expired),
-        ]
+        )
 
     def _expiry_notice(self, expires_at: datetime) -> None:
         self.notice("token_expired", "the credential expires soon; send a new auth request",
@@ -144,7 +236,7 @@ class Session:
         if held is not None:
             held.append(data)
             self._held_size += len(data)
-            if self._held_size > self._hard_limit:
+            if self._held_size > self._limit * HARD_LIMIT_FACTOR:
                 self.slow_consumer()
             return
         self._queue(data)
@@ -153,20 +245,24 @@ class Session:
         if self._closing:
             return
         self._out.append(data)
-        self._out_size += len(data)
-        if self._out_size > self._hard_limit:
+        size = self._out_size = self._out_size + len(data)
+        if size > self._limit and size > self._limit * HARD_LIMIT_FACTOR:
             self.slow_consumer()
             return
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._outbox.add(self)
 
-    def _flush(self) -> None:
+    def _flush(self, joined: _Joined | None = None) -> None:
         self._flush_scheduled = False
-        if not self._out:
+        out = self._out
+        if not out:
             return
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out.clear()
+        if len(out) == 1:
+            data = out[0]
+        else:
+            data = b"".join(out) if joined is None else joined.join(out)
+        out.clear()
         self._out_size = 0
         transport = self._transport
         if transport is None or transport.is_closing():

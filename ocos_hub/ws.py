@@ -32,6 +32,8 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     principal = await hub.identify(request)
     if hub.shutting_down:
         raise HubError("unavailable", "the hub is shutting down")
+    for mw in hub.stage("on_admit"):
+        await mw.on_admit(request, principal)
 
     server = hub.config.server
     ws = web.WebSocketResponse(
@@ -89,3 +91,6 @@ async def read_loop(session: Session) -> None:
             continue
         else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp already closed 1009 for oversize)
             return
+    # The server started closing (slow consumer, expiry, revocation, rate limit): let that
+    # close handshake finish with its code before the handler returns and aiohttp closes 1000.
+    await session.close(Close.NORMAL, "")
