@@ -1,21 +1,26 @@
-"""`create_app(config)`: one fresh plugin manager, hub and aiohttp application per call."""
+"""`create_app(config)`: one fresh plugin manager, hub and aiohttp application per call.
+
+`app_from_env` is the same for process managers that import an app factory (gunicorn).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from ocos_hub.appkeys import HUB
-from ocos_hub.config import HubConfig
+from ocos_hub.config import HubConfig, load_config
+from ocos_hub.docs.web import ROUTES as DOC_ROUTES
 from ocos_hub.http_api import ROUTES, errors_as_json
 from ocos_hub.hub import Hub
 from ocos_hub.middleware import Handler, Middleware
 from ocos_hub.plugins import PluginHost
 from ocos_hub.ws import websocket_handler
 
-__all__ = ["HUB", "create_app"]
+__all__ = ["HUB", "app_from_env", "create_app"]
 
 
 def as_aiohttp(mw: Middleware) -> Any:
@@ -38,7 +43,21 @@ def create_app(config: HubConfig, *, plugins: Sequence[tuple[str, object]] = ())
     app[HUB] = hub
     app.router.add_get(config.server.ws_path, websocket_handler)
     app.router.add_routes(ROUTES)
+    if config.server.docs:
+        app.router.add_routes(DOC_ROUTES)
     app.router.add_routes(hub.routes)
     app.cleanup_ctx.append(hub.lifecycle)
     app.on_shutdown.append(hub.shutdown)
     return app
+
+
+async def app_from_env() -> web.Application:
+    """The hub configured by the environment, for `gunicorn ocos_hub.app:app_from_env
+    --worker-class aiohttp.GunicornWebWorker` (aiohttp's worker awaits the factory).
+
+    `OCOS_HUB_CONFIG` names the TOML file, `OCOS_HUB_PROFILE` a built-in profile (`demo`);
+    `OCOS_HUB__SECTION__KEY` variables override single values, as for `ocos-hub serve`.
+    gunicorn binds the sockets, so `[server] host` and `port` are not used.
+    """
+    return create_app(load_config(os.environ.get("OCOS_HUB_CONFIG") or None,
+                                  profile=os.environ.get("OCOS_HUB_PROFILE") or None))

@@ -10,7 +10,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
 
 from ocos_hub.protocol import rfc3339
 
@@ -61,6 +63,10 @@ class AuthMethod(ABC):
     """
 
     name: str = ""
+    # For the generated docs: the in-band `auth` request's credential fields, and which
+    # handshake credentials (`TOKEN`, `API_KEY`) `from_handshake` reads.
+    credentials_model: ClassVar[type[BaseModel] | None] = None
+    handshake_credentials: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def authenticate(self, credentials: Mapping[str, Any]) -> Principal:

@@ -1,4 +1,4 @@
-"""The `ocos-hub` command: serve, plugins, check-config."""
+"""The `ocos-hub` command: serve, plugins, check-config, docs, tail."""
 
 from __future__ import annotations
 
@@ -67,6 +67,12 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def write_docs(args: argparse.Namespace) -> int:
+    from ocos_hub.docs.command import run
+
+    return run(args)
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="ocos-hub", description="OCOS Hub, the event hub "
                                    "for OCOS-Chain")
@@ -93,6 +99,13 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and its plugins")
     check.add_argument("path")
     check.set_defaults(func=check_config)
+
+    from ocos_hub.docs.command import add_arguments
+
+    docs = commands.add_parser("docs", help="write the documentation generated from the "
+                               "plugins (Markdown reference, AsyncAPI, OpenAPI, GraphQL, HTML)")
+    add_arguments(docs)
+    docs.set_defaults(func=write_docs)
 
     tail = commands.add_parser("tail", help="print a hub's events as JSON lines",
                                add_help=False)

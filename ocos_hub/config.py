@@ -69,6 +69,10 @@ class ServerConfig(Section):
         5.0, ge=0, description="Seconds given to connections to drain at shutdown before "
         "they are closed with 1001."
     )
+    docs: bool = Field(
+        True, description="Serve the documents generated from the enabled plugins: `/docs`, "
+        "`/asyncapi.json`, `/openapi.json`, `/schema.graphql`."
+    )
 
 
 class AccessConfig(Section):

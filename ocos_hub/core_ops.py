@@ -24,19 +24,27 @@ log = logging.getLogger("ocos_hub.subscribe")
 
 
 class Since(BaseModel):
+    """Where a resumed subscription starts: the last offset received, in its epoch."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    offset: Annotated[int, Field(ge=0)]
-    epoch: StrictStr
+    offset: Annotated[int, Field(ge=0)] = Field(description="The last offset received.")
+    epoch: StrictStr = Field(description="The epoch of the ack that offset belongs to.")
 
 
 class SubscribeRequest(Request):
-    topic: StrictStr
-    events: list[StrictStr] | None = None
-    filter: dict[str, Any] | None = None
-    where: dict[str, Any] | None = None
-    since: Since | None = None
-    rewind: Annotated[StrictInt, Field(ge=1)] | None = None
+    topic: StrictStr = Field(description="The topic to receive.")
+    events: list[StrictStr] | None = Field(None, description="Keep only these event kinds.")
+    filter: dict[str, Any] | None = Field(
+        None, description="The topic's own filter object (its fields are in the topic's docs).")
+    where: dict[str, Any] | None = Field(
+        None, description="Generic predicates: a dotted path into the event (`data.amount`) to "
+        "`{op: value}`, ops eq, ne, in, nin, gt, gte, lt, lte, exists, prefix (filters plugin).")
+    since: Since | None = Field(
+        None, description="Resume: every event after this offset, then live, no gap or "
+        "duplicate.")
+    rewind: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="Start with the last n retained events, then live.")
 
     @model_validator(mode="after")
     def _one_start(self) -> SubscribeRequest:
@@ -46,7 +54,7 @@ class SubscribeRequest(Request):
 
 
 class TopicRequest(Request):
-    topic: StrictStr
+    topic: StrictStr = Field(description="The topic.")
 
 
 class AuthRequest(Request):
@@ -54,14 +62,16 @@ class AuthRequest(Request):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    method: StrictStr
+    method: StrictStr = Field(description="The auth method (`jwt`, `apikey`, ...).")
 
 
 class PublishRequest(Request):
-    topic: StrictStr
-    event: StrictStr
-    data: dict[str, Any]
-    key: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    topic: StrictStr = Field(description="The topic.")
+    event: StrictStr = Field(description="The event kind.")
+    data: dict[str, Any] = Field(description="The kind's data object, validated by its model.")
+    key: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="Idempotency key: a repeat within the dedup window publishes "
+        "nothing.")
 
 
 class Subscribe(Operation):

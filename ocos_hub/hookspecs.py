@@ -142,7 +142,22 @@ def ocos_history_store(config: Any, hub_config: HubConfig) -> HistoryStore | Non
 def ocos_routes(config: Any) -> list[web.AbstractRouteDef]:
     """Return aiohttp route definitions added to the hub's HTTP app (`web.get(...)`, ...).
 
-    Handlers reach the hub with `request.app[HUB]` (`ocos_hub.app.HUB`).
+    Handlers reach the hub with `request.app[HUB]` (`ocos_hub.app.HUB`). Each route appears
+    in `GET /openapi.json` with its handler's docstring; `ocos_openapi` describes it fully.
+    """
+
+
+@hookspec
+def ocos_openapi(config: Any) -> Mapping[str, Any] | None:
+    """Return OpenAPI 3.1 path items for this plugin's routes, keyed by path.
+
+    For example `{"/auth/challenge": {"post": {"summary": ..., "requestBody": ...,
+    "responses": ...}}}`. Wherever a Schema Object goes, a pydantic model class may stand
+    instead: the generator puts its JSON Schema under `components/schemas` and refers to
+    it. `#/components/responses/Error` (the `{code, message, details}` body) is there to
+    refer to. An operation without `responses` gets a JSON 200 and that error. Routes from
+    `ocos_routes` that no plugin describes are listed with their handler's docstring.
+    Called when the documents are generated (first `GET /openapi.json`, `ocos-hub docs`).
     """
 
 

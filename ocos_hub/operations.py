@@ -20,8 +20,10 @@ class Request(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    type: str
-    id: RequestId | None = None
+    type: str = Field(description="The request type.")
+    id: RequestId | None = Field(
+        None, description="Echoed verbatim in the reply: a string of at most 64 characters "
+        "or an integer.")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Operation(ABC):
 
     name: ClassVar[str]
     request_model: ClassVar[type[Request]] = Request
+    # The ack's own fields, for the generated docs only (the core never validates a reply).
+    reply_model: ClassVar[type[BaseModel] | None] = None
 
     def required_scope(self, request: Request) -> str | None:
         """The scope the principal needs for this request (None: anyone may send it)."""

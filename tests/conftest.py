@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from ocos_hub.app import HUB, create_app
 from ocos_hub.config import merge, parse_config
 from ocos_hub.hub import Hub
+from tests.browser import browser, page, page_console, serve_static  # noqa: F401  (fixtures)
 from tests.ticks import TicksPlugin
 
 # Open access to the test topic unless a test says otherwise.

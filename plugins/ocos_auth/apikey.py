@@ -70,11 +70,13 @@ def _bytes(key: str) -> bytes:
 
 
 class KeyFields(CredentialFields):
-    key: StrictStr
+    key: StrictStr = Field(description="The API key (`ocos_...`).")
 
 
 class ApiKeyAuth(AuthMethod):
     name = "apikey"
+    credentials_model = KeyFields
+    handshake_credentials = (API_KEY,)
 
     def __init__(self, config: ApiKeyConfig) -> None:
         self._keys = [(entry, bytes.fromhex(entry.hash[7:])) for entry in config.keys]

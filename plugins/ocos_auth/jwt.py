@@ -165,12 +165,14 @@ class JwtConfig(BaseModel):
         return key
 
 
-class TokenFields(CredentialFields):
-    token: StrictStr
+class JwtFields(CredentialFields):
+    token: StrictStr = Field(description="A JSON Web Token from the identity provider.")
 
 
 class JwtAuth(AuthMethod):
     name = "jwt"
+    credentials_model = JwtFields
+    handshake_credentials = (TOKEN,)
 
     def __init__(self, config: JwtConfig) -> None:
         self.config = config
@@ -237,7 +239,7 @@ class JwtAuth(AuthMethod):
                          expires_at=expires_at)
 
     async def authenticate(self, credentials: Mapping[str, Any]) -> Principal:
-        token = parse_fields(self.name, TokenFields, credentials).token
+        token = parse_fields(self.name, JwtFields, credentials).token
         if not JWT_SHAPE.fullmatch(token):
             raise refuse("not a JWT: expected three base64url parts separated by dots")
         return self.verify(token)

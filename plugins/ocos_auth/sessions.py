@@ -123,14 +123,16 @@ def session_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class TokenFields(CredentialFields):
-    token: StrictStr
+class SessionTokenFields(CredentialFields):
+    token: StrictStr = Field(description="A session token the hub issued (wallet login).")
 
 
 class SessionAuth(AuthMethod):
     """The `session` auth method, and the per-app owner of the session store."""
 
     name = "session"
+    credentials_model = SessionTokenFields
+    handshake_credentials = (TOKEN,)
 
     def __init__(self, config: SessionsConfig) -> None:
         self.config = config
@@ -164,7 +166,7 @@ class SessionAuth(AuthMethod):
         return self._principal(sid, record)
 
     async def authenticate(self, credentials: Mapping[str, Any]) -> Principal:
-        return await self.verify(parse_fields(self.name, TokenFields, credentials).token)
+        return await self.verify(parse_fields(self.name, SessionTokenFields, credentials).token)
 
     async def from_handshake(self, kind: str, value: str) -> Principal | None:
         if kind != TOKEN or not TOKEN_SHAPE.fullmatch(value):

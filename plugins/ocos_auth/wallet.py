@@ -184,21 +184,40 @@ def _timestamp(text: str, name: str) -> datetime:
 
 
 class SignatureFields(CredentialFields):
-    address: StrictStr
-    message: StrictStr = Field(max_length=MAX_MESSAGE_CHARS)
-    signature: StrictStr
+    address: StrictStr = Field(description="The base58 ed25519 public key that signed.")
+    message: StrictStr = Field(
+        max_length=MAX_MESSAGE_CHARS, description="The challenge's message, exactly as issued.")
+    signature: StrictStr = Field(
+        description="The ed25519 signature of the message's UTF-8 bytes, base58 or base64.")
 
 
 class ChallengeBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    address: StrictStr
+    address: StrictStr = Field(description="The base58 ed25519 public key signing in.")
+
+
+class ChallengeReply(BaseModel):
+    """Step 1's answer: the text to sign and its single-use nonce."""
+
+    message: str = Field(description="The SIWS message to sign, byte for byte.")
+    nonce: str = Field(description="The nonce inside the message.")
+    expires_at: str = Field(description="When the challenge expires (RFC 3339 UTC).")
+
+
+class LoginReply(BaseModel):
+    """Step 3's answer: a session token for sockets and HTTP calls."""
+
+    token: str = Field(description="The session token; present it as a bearer token.")
+    expires_at: str = Field(description="When the session expires (RFC 3339 UTC).")
+    principal: dict[str, Any] = Field(description="`{id, method, scopes, expires_at}`.")
 
 
 class WalletAuth(AuthMethod):
     """The `signature` auth method, and the per-app owner of the nonces."""
 
     name = "signature"
+    credentials_model = SignatureFields
 
     def __init__(self, config: WalletConfig) -> None:
         self.config = config
@@ -348,7 +367,7 @@ async def http_verify(request: web.Request) -> web.Response:
 
 
 class ChallengeRequest(Request):
-    address: StrictStr
+    address: StrictStr = Field(description="The base58 ed25519 public key signing in.")
 
 
 class ChallengeOp(Operation):
@@ -356,6 +375,7 @@ class ChallengeOp(Operation):
 
     name = "challenge"
     request_model: ClassVar[type[Request]] = ChallengeRequest
+    reply_model = ChallengeReply
 
     async def __call__(self, session: Session, request: ChallengeRequest) -> dict[str, Any]:
         return await wallet_auth(session.hub).challenge(request.address)
@@ -379,6 +399,35 @@ def ocos_operations(config: WalletConfig) -> list[Operation]:
 @hookimpl
 def ocos_routes(config: WalletConfig) -> list[web.AbstractRouteDef]:
     return [web.post("/auth/challenge", http_challenge), web.post("/auth/verify", http_verify)]
+
+
+def _json(schema: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+@hookimpl
+def ocos_openapi(config: WalletConfig) -> dict[str, Any]:
+    error = {"$ref": "#/components/responses/Error"}
+    return {
+        "/auth/challenge": {"post": {
+            "summary": "Wallet login, step 1: the message to sign",
+            "description": "Issues a single-use nonce bound to the address, inside the "
+            "Sign-In-With-Solana text the wallet signs unchanged.",
+            "tags": ["wallet"],
+            "requestBody": {"required": True, **_json(ChallengeBody)},
+            "responses": {"200": {"description": "The challenge.", **_json(ChallengeReply)},
+                          "400": error, "503": error},
+        }},
+        "/auth/verify": {"post": {
+            "summary": "Wallet login, step 3: a session token for a signed challenge",
+            "description": "Verifies the signature over the message bytes received, then "
+            "the message's domain, URI, chain id, address, nonce and times.",
+            "tags": ["wallet"],
+            "requestBody": {"required": True, **_json(SignatureFields)},
+            "responses": {"200": {"description": "Signed in.", **_json(LoginReply)},
+                          "400": error, "401": error},
+        }},
+    }
 
 
 @hookimpl

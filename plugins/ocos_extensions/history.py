@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from ocos_hub import Operation, Request, hookimpl
+from ocos_hub.docs.frames import HistoryAck, TopicList
 from ocos_hub.history import history_page
 
 if TYPE_CHECKING:
@@ -50,10 +51,13 @@ class HistoryConfig(BaseModel):
 
 
 class HistoryRequest(Request):
-    topic: StrictStr
-    since: Annotated[StrictInt, Field(ge=0)] | None = None
-    before: Annotated[StrictInt, Field(ge=1)] | None = None
-    limit: Annotated[StrictInt, Field(ge=1)] | None = None
+    topic: StrictStr = Field(description="The topic to read.")
+    since: Annotated[StrictInt, Field(ge=0)] | None = Field(
+        None, description="Events after this offset, paging forward.")
+    before: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="Events before this offset, paging back.")
+    limit: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="Most events in the page (lowered to the plugin's `max_limit`).")
 
     @field_validator("before")
     @classmethod
@@ -68,6 +72,7 @@ class History(Operation):
 
     name = "history"
     request_model: ClassVar[type[Request]] = HistoryRequest
+    reply_model = HistoryAck
 
     def __init__(self, config: HistoryConfig) -> None:
         self.config = config
@@ -85,6 +90,7 @@ class Topics(Operation):
     """What this connection may subscribe to, with the schemas to read its events."""
 
     name = "topics"
+    reply_model = TopicList
 
     async def __call__(self, session: Session, request: Request) -> dict[str, Any]:
         hub = session.hub

@@ -95,17 +95,24 @@ def _formats(schema: Any, defs: Mapping[str, Any], found: dict[str, dict[str, An
             _formats(value, defs, found)
 
 
-def _fields_table(schema: Mapping[str, Any], with_required: bool) -> list[str]:
+def field_rows(schema: Mapping[str, Any]) -> list[tuple[str, str, bool, str]]:
+    """`(name, type label, required, description)` per property of a model's JSON Schema;
+    the Markdown pages and the HTML page show the same rows."""
     defs = schema.get("$defs", {})
     required = set(schema.get("required", ()))
+    return [(name, type_label(prop, defs), name in required, prop.get("description", ""))
+            for name, prop in schema.get("properties", {}).items()]
+
+
+def _fields_table(schema: Mapping[str, Any], with_required: bool) -> list[str]:
     head = "| field | type | required | description |" if with_required else (
         "| field | type | description |")
     lines = [head, "|---|---|---|---|" if with_required else "|---|---|---|"]
-    for name, prop in schema.get("properties", {}).items():
-        cells = [f"`{name}`", _cell(type_label(prop, defs))]
+    for name, label, required, description in field_rows(schema):
+        cells = [f"`{name}`", _cell(label)]
         if with_required:
-            cells.append("yes" if name in required else "no")
-        cells.append(_cell(prop.get("description", "")))
+            cells.append("yes" if required else "no")
+        cells.append(_cell(description))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
