@@ -36,6 +36,12 @@ def serve(args: argparse.Namespace) -> int:
     url = f"ws://{server.host}:{server.port}{server.ws_path}"
     print(f"OCOS Hub {__version__} listening on {url}", flush=True)
     print(f"  plugins: {', '.join(config.plugins.enabled) or 'none'}", flush=True)
+    http = f"http://{server.host}:{server.port}"
+    if server.docs:
+        print(f"  docs:    {http}/docs", flush=True)
+    if "dashboard" in config.plugins.enabled:
+        path = config.plugins.section("dashboard").get("path", "/")
+        print(f"  dashboard: {http}{path}", flush=True)
     if args.demo:
         print(f"  try it:  ocos-hub tail {url} blocks", flush=True)
     web.run_app(app, host=server.host, port=server.port, print=None,
