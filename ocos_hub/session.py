@@ -239,7 +239,17 @@ class Session:
             if self._held_size > self._limit * HARD_LIMIT_FACTOR:
                 self.slow_consumer()
             return
-        self._queue(data)
+        # `_queue` inlined: this runs once per receiver and event
+        if self._closing:
+            return
+        self._out.append(data)
+        size = self._out_size = self._out_size + len(data)
+        if size > self._limit and size > self._limit * HARD_LIMIT_FACTOR:
+            self.slow_consumer()
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._outbox.add(self)
 
     def _queue(self, data: bytes) -> None:
         if self._closing:
