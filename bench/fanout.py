@@ -500,6 +500,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hub-profile", metavar="FILE", help="cProfile the hub process")
     parser.add_argument("--diag", action="store_true",
                         help="time the hub's writes during the latency run")
+    parser.add_argument("--middleware", action="store_true",
+                        help="run the hub with every middleware plugin on")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
@@ -508,6 +510,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.naive_events is None:
         args.naive_events = max(args.batch, args.events // 40)
     args.server_args = ["--send-buffer", str(args.send_buffer)]
+    if args.middleware:
+        args.server_args.append("--middleware")
     if args.hub_profile:
         args.server_args += ["--cprofile", args.hub_profile]
     if args.diag:

@@ -21,6 +21,7 @@ import resource
 import signal
 import socket
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -134,13 +135,32 @@ class WriteTimer:
                 "write_seconds": self.seconds, "wait_p50": pick(0.5), "wait_p99": pick(0.99)}
 
 
-def hub_app(heartbeat: float, send_buffer: int, diag: WriteTimer | None = None
-            ) -> web.Application:
+# Every middleware on (issue 5), with limits far above what the bench sends, so that
+# their cost is measured and never their refusals.
+MIDDLEWARE = {
+    "enabled": ["origin", "ratelimit", "audit", "metrics", "logging", "compression"],
+    "origin": {"allowed_origins": ["http://127.0.0.1"]},
+    "ratelimit": {"messages_per_second": 1e6, "burst": 1_000_000,
+                  "principal_messages_per_second": 1e6, "principal_burst": 1_000_000,
+                  "connections_per_second": 1e6, "connection_burst": 1_000_000,
+                  "max_connections_per_ip": 1_000_000, "http_requests_per_second": 1e6,
+                  "http_burst": 1_000_000},
+    "logging": {"level": "WARNING"},
+}
+
+
+def hub_app(heartbeat: float, send_buffer: int, diag: WriteTimer | None = None,
+            middleware: bool = False) -> web.Application:
+    plugins: dict[str, Any] = {"enabled": ["bench"]}
+    if middleware:
+        audit = os.path.join(tempfile.mkdtemp(prefix="ocos-bench-"), "audit.jsonl")
+        plugins = {**MIDDLEWARE, "enabled": ["bench", *MIDDLEWARE["enabled"]],
+                   "audit": {"path": audit}}
     config = parse_config({
         "server": {"heartbeat": heartbeat, "shutdown_grace": 0,
                    "send_buffer_bytes": send_buffer},
         "access": {"anonymous": ["subscribe:*", "publish:*"]},
-        "plugins": {"enabled": ["bench"]},
+        "plugins": plugins,
     }, "bench config")
     app = create_app(config, plugins=[("bench", BenchTopics())])
 
@@ -252,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cprofile", metavar="FILE", help="write a cProfile of the run here")
     parser.add_argument("--diag", action="store_true",
                         help="time the hub's writes (reported by /bench/stats)")
+    parser.add_argument("--middleware", action="store_true",
+                        help="enable every middleware plugin (origin, ratelimit, audit, "
+                        "metrics, logging, compression)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="serve GET /bench/memory: Python allocations since READY")
     args = parser.parse_args(argv)
@@ -265,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     sock.listen(4096)  # clients may connect as soon as READY is printed
     port = sock.getsockname()[1]
     if args.impl == "hub":
-        app = hub_app(args.heartbeat, args.send_buffer, WriteTimer() if args.diag else None)
+        app = hub_app(args.heartbeat, args.send_buffer, WriteTimer() if args.diag else None,
+                      args.middleware)
     else:
         app = naive_app()
     app.cleanup_ctx.append(watchdog(args.max_seconds))

@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from ocos_hub.protocol import encode, now_rfc3339, text_frame
+from ocos_hub.protocol import Deflate, deflated_frame, encode, now_rfc3339, text_frame
 
 
 class Event:
     """One published event. Its frame is encoded on first use and shared by every receiver."""
 
-    __slots__ = ("topic", "kind", "offset", "ts", "data", "_frame")
+    __slots__ = ("topic", "kind", "offset", "ts", "data", "_frame", "_deflated")
 
     def __init__(self, topic: str, kind: str, offset: int, ts: str, data: dict[str, Any],
                  frame: bytes | None = None) -> None:
@@ -34,6 +34,7 @@ class Event:
         # A store that keeps events encoded hands the frame back, so a replay never
         # encodes them again.
         self._frame: bytes | None = frame
+        self._deflated: dict[int, bytes] | None = None
 
     def wire(self) -> dict[str, Any]:
         """The event as the protocol's `event` frame object."""
@@ -52,6 +53,16 @@ class Event:
         if self._frame is None:
             self._frame = text_frame(encode(self.wire()))
         return self._frame
+
+    def deflated(self, wbits: int, settings: Deflate) -> bytes:
+        """This event's frame compressed for a window of `wbits`, built once per window."""
+        cache = self._deflated
+        if cache is None:
+            cache = self._deflated = {}
+        frame = cache.get(wbits)
+        if frame is None:
+            frame = cache[wbits] = deflated_frame(self.frame, wbits, settings)
+        return frame
 
     def __repr__(self) -> str:
         return f"Event({self.topic}#{self.offset} {self.kind})"

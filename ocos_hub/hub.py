@@ -28,7 +28,7 @@ from ocos_hub.hookspecs import EventPredicate
 from ocos_hub.middleware import Middleware
 from ocos_hub.operations import Ack, Operation
 from ocos_hub.plugins import PluginHost
-from ocos_hub.protocol import PING_FRAME, Close
+from ocos_hub.protocol import PING_FRAME, Close, Deflate
 from ocos_hub.router import Router
 from ocos_hub.sources import Source
 from ocos_hub.topics import Topic
@@ -68,8 +68,8 @@ class Hub:
         self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self.welcome_limits: dict[str, Any] = {"rate": None}
         self.shutting_down = False
-        # permessage-deflate: False, or the zlib level; the compression plugin sets it
-        self.compression: bool | int = False
+        # permessage-deflate, off unless a plugin calls `enable_compression`
+        self.compression: Deflate | None = None
 
         self.topics: dict[str, Topic] = {}
         for name, topic in plugins.collect("ocos_topics"):
@@ -107,6 +107,12 @@ class Hub:
                           "on_reply", "on_auth", "on_published", "on_disconnect")
         }
         self._tasks: list[asyncio.Task[None]] = []
+
+    def enable_compression(self, settings: Deflate) -> None:
+        """Negotiate permessage-deflate with clients that offer it, and fan out shared
+        compressed frames to them (the compression plugin calls this at startup)."""
+        self.compression = settings
+        self.router.deflate = settings
 
     def stage(self, name: str) -> list[Middleware]:
         """The middleware implementing one stage, in chain order."""

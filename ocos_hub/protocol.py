@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -62,6 +64,28 @@ def text_frame(payload: bytes) -> bytes:
 
 
 PING_FRAME = bytes((0x89, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class Deflate:
+    """permessage-deflate as the hub uses it: negotiated with server_no_context_takeover,
+    so each message is compressed on its own and one compressed frame serves every
+    receiver. Payloads shorter than `min_size` are sent uncompressed (RFC 7692 allows
+    uncompressed messages on a compressing connection)."""
+
+    level: int = 6
+    min_size: int = 256
+
+
+def deflated_frame(frame: bytes, wbits: int, settings: Deflate) -> bytes:
+    """The compressed counterpart (RSV1 set) of a text frame built by `text_frame`."""
+    size = frame[1] & 0x7F
+    payload = frame[2 + (2 if size == 126 else 8 if size == 127 else 0):]
+    if len(payload) < settings.min_size:
+        return frame
+    compressor = zlib.compressobj(settings.level, zlib.DEFLATED, -wbits)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return bytes((0xC1,)) + text_frame(data[:-4])[1:]  # RFC 7692 7.2.1: drop 00 00 ff ff
 
 
 def frame(obj: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ocos_hub.broker import Event
+from ocos_hub.protocol import Deflate
 from ocos_hub.topics import TopicFilter, Visibility
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ class Router:
         # plain subscriptions map to their session, whose `send` is the only call per
         # delivery (the session, not a bound method: one object less per connection)
         self._plain: dict[str, dict[Subscription, Session]] = {}
+        # plain subscriptions of sessions that negotiated permessage-deflate
+        self._deflating: dict[str, dict[Subscription, Session]] = {}
+        self.deflate: Deflate | None = None
         self._filtered: dict[str, dict[Subscription, None]] = {}
         self._pending: dict[str, dict[Subscription, None]] = {}
         self.deliveries = 0
@@ -91,12 +95,13 @@ class Router:
             if event.offset > after and sub.accepts(event):
                 send(event.frame)
         if sub.plain:
-            self._plain.setdefault(sub.topic, {})[sub] = sub.session
+            table = self._deflating if sub.session.deflate and self.deflate else self._plain
+            table.setdefault(sub.topic, {})[sub] = sub.session
         else:
             self._filtered.setdefault(sub.topic, {})[sub] = None
 
     def remove(self, sub: Subscription) -> None:
-        for table in (self._plain, self._filtered, self._pending):
+        for table in (self._plain, self._deflating, self._filtered, self._pending):
             subs = table.get(sub.topic)
             if subs is not None and sub in subs:
                 del subs[sub]
@@ -104,7 +109,7 @@ class Router:
                     del table[sub.topic]
 
     def count(self, topic: str | None = None) -> int:
-        tables = (self._plain, self._filtered, self._pending)
+        tables = (self._plain, self._deflating, self._filtered, self._pending)
         if topic is not None:
             return sum(len(table.get(topic, ())) for table in tables)
         return sum(len(subs) for table in tables for subs in table.values())
@@ -131,6 +136,18 @@ class Router:
             for session in list(plain.values()):
                 session.send(blob)
             delivered += len(plain) * len(batch)
+        deflating = self._deflating.get(topic)
+        if deflating and self.deflate is not None:
+            # one compressed blob per negotiated window size (nearly always just one)
+            settings = self.deflate
+            blobs: dict[int, bytes] = {}
+            for session in list(deflating.values()):
+                wbits = session.deflate
+                shared = blobs.get(wbits)
+                if shared is None:
+                    shared = blobs[wbits] = b"".join([e.deflated(wbits, settings) for e in batch])
+                session.send(shared)
+            delivered += len(deflating) * len(batch)
         filtered = self._filtered.get(topic)
         if filtered:
             for sub in list(filtered):

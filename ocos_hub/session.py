@@ -136,7 +136,7 @@ class Session:
         "__weakref__", "hub", "ws", "request", "id", "remote", "principal", "subscriptions",
         "close_code", "last_seen", "_transport", "_loop", "_outbox", "_limit",
         "_out", "_out_size", "_flush_scheduled", "_closing", "_expiry", "_close_task",
-        "_held", "_held_size",
+        "_held", "_held_size", "deflate",
     )
 
     def __init__(
@@ -149,6 +149,8 @@ class Session:
         self.id = secrets.token_hex(8)
         self.remote = request.remote or ""
         self.principal = principal
+        # the window bits of the negotiated permessage-deflate, 0 when uncompressed
+        self.deflate = int(ws.compress or 0) if hub.compression is not None else 0
         self.subscriptions: dict[str, Subscription] = {}
         self.close_code: int | None = None
         self._transport = request.transport

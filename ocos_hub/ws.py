@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
+from aiohttp.http_websocket import ws_ext_gen
+from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
 
 from ocos_hub import __version__
 from ocos_hub.appkeys import HUB
@@ -14,6 +17,19 @@ from ocos_hub.protocol import PROTOCOL, Close
 from ocos_hub.session import Session
 
 log = logging.getLogger("ocos_hub.ws")
+
+
+class SharedFrameResponse(web.WebSocketResponse):
+    """Always answers permessage-deflate with server_no_context_takeover (RFC 7692 allows it
+    unasked), so a message compressed once is valid for every receiver."""
+
+    def _handshake(self, request: BaseRequest) -> tuple[CIMultiDict[str], str | None, int, bool]:
+        headers, protocol, compress, notakeover = super()._handshake(request)
+        if compress and not notakeover:
+            headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = ws_ext_gen(
+                compress=compress, isserver=True, server_notakeover=True)
+            notakeover = True
+        return headers, protocol, compress, notakeover
 
 
 def offered_protocols(request: web.Request) -> list[str]:
@@ -36,11 +52,11 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         await mw.on_admit(request, principal)
 
     server = hub.config.server
-    ws = web.WebSocketResponse(
+    ws = SharedFrameResponse(
         protocols=(PROTOCOL,) if offered else (),
         autoping=False,
         max_msg_size=server.max_message_bytes,
-        compress=hub.compression,  # type: ignore[arg-type]  # aiohttp takes a level too
+        compress=hub.compression is not None,
     )
     await ws.prepare(request)
     session = Session(hub, ws, request, principal)
