@@ -185,3 +185,14 @@ def ocos_session_store(config: Any, hub_config: HubConfig) -> Any:
     most one enabled plugin may return one; without one, sessions are kept in memory. A
     store that also implements `ocos_auth.wallet.NonceStore` keeps wallet-login nonces too.
     """
+
+
+@hookspec
+def ocos_rate_limit_store(config: Any, hub_config: HubConfig) -> Any:
+    """Return the store of shared rate-limit state (an
+    `ocos_middleware.ratelimit.RateLimitStore`), or None.
+
+    Called by the `ratelimit` plugin at startup, not by the core. A shared store (Redis)
+    makes per-principal, per-topic and connection limits hold across every node. At most
+    one enabled plugin may return one; without one, limits are kept in memory per node.
+    """

@@ -361,9 +361,9 @@ def ocos_openapi(config: Any) -> dict[str, Any]:
 ```
 
 **Infrastructure** (`ocos_broker`, `ocos_history_store`, `ocos_session_store`,
-`ocos_where`): at most one enabled plugin may provide each; see `contrib/ocos_redis` and
-`contrib/ocos_nats` for brokers, `plugins/ocos_extensions` for a history store and the
-`where` compiler.
+`ocos_rate_limit_store`, `ocos_where`): at most one enabled plugin may provide each; see
+`contrib/ocos_redis` and `contrib/ocos_nats` for brokers and shared stores,
+`plugins/ocos_extensions` for a history store and the `where` compiler.
 
 Tests of plugins use real sockets: `tests/conftest.py` has `start_hub`, which starts a hub
 with the plugins given on a real port and returns WebSocket and HTTP clients.

@@ -47,7 +47,7 @@ from pydantic import BaseModel, Field
 
 from ocos_hub import HubError, Middleware, Principal, hookimpl
 from ocos_hub.appkeys import HUB
-from ocos_hub.config import Section
+from ocos_hub.config import ConfigError, Section
 from ocos_hub.hub import Hub
 from ocos_hub.middleware import Handler
 from ocos_hub.protocol import Close
@@ -353,7 +353,14 @@ def ocos_middleware(config: RateLimitConfig) -> list[Middleware]:
 
 @hookimpl
 def ocos_startup(hub: Hub) -> None:
+    shared = hub.plugins.single("ocos_rate_limit_store", "rate-limit store",
+                                hub_config=hub.config)
+    if shared is not None and not isinstance(shared, RateLimitStore):
+        raise ConfigError(f"ocos_rate_limit_store returned {type(shared).__name__}, "
+                          "not an ocos_middleware.ratelimit.RateLimitStore")
     for limiter in installed(hub, RateLimiter):
+        if shared is not None:
+            limiter.store = shared
         limiter.start(hub)
 
 
