@@ -47,7 +47,8 @@ from nats.js.client import JetStreamContext
 from ocos_hub import Broker, Event, HistoryPage, HubError, Position
 from ocos_hub.broker import Deliver, Draft
 from ocos_hub.config import ConfigError
-from ocos_hub.protocol import Close, now_rfc3339
+from ocos_hub.protocol import Close, encode, now_rfc3339
+from ocos_hub.tasks import cancelling, stop_tasks
 from ocos_nats.config import NatsConfig
 
 if TYPE_CHECKING:
@@ -80,24 +81,7 @@ NATS_DOWN: tuple[type[BaseException], ...] = (
 
 CONNECT_FAILED: tuple[type[BaseException], ...] = (*NATS_DOWN, nats.errors.Error)
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-
-def cancelling() -> bool:
-    """Whether the running task is being cancelled. Client libraries may turn a
-    cancellation that lands mid-request into a connection error; a loop that retries on
-    those errors asks this first, so that it never outlives its cancellation."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def stop_tasks(tasks: list[asyncio.Task[None]], grace: float) -> None:
-    """Cancel background tasks and wait for them, at most `grace` seconds."""
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=grace)
-    tasks.clear()
 
 
 class Stalled(Exception):
@@ -311,7 +295,7 @@ class NatsBroker(Broker):
 
     async def _append_one(self, topic: str, kind: str, data: dict[str, Any], ts: str,
                           msg_id: str | None) -> tuple[Event, bool]:
-        payload = _dumps({"event": kind, "ts": ts, "data": data}).encode()
+        payload = encode({"event": kind, "ts": ts, "data": data})
         last = self._last.get(topic) or await self._fetch_last(topic)
         for _ in range(1000):  # each retry means another node appended meanwhile
             headers = {OFFSET: str(last[1] + 1),

@@ -30,7 +30,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from ocos_hub import HubError
-from ocos_nats.broker import NATS_DOWN, cancelling
+from ocos_hub.tasks import cancelling
+from ocos_nats.broker import NATS_DOWN
 
 if TYPE_CHECKING:
     from ocos_hub.hub import Hub

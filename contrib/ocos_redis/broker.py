@@ -45,7 +45,8 @@ from redis.backoff import NoBackoff
 from ocos_hub import Broker, Event, HistoryPage, HubError, Position
 from ocos_hub.broker import Deliver, Draft
 from ocos_hub.config import ConfigError
-from ocos_hub.protocol import Close, now_rfc3339
+from ocos_hub.protocol import Close, encode, now_rfc3339
+from ocos_hub.tasks import cancelling, stop_tasks
 from ocos_redis.config import RedisConfig
 
 if TYPE_CHECKING:
@@ -134,24 +135,7 @@ end
 return result
 """
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-
-def cancelling() -> bool:
-    """Whether the running task is being cancelled. Client libraries may turn a
-    cancellation that lands mid-command into a connection error; a loop that retries on
-    those errors asks this first, so that it never outlives its cancellation."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def stop_tasks(tasks: list[asyncio.Task[None]], grace: float) -> None:
-    """Cancel background tasks and wait for them, at most `grace` seconds."""
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks, timeout=grace)
-    tasks.clear()
 
 
 def unavailable(what: str, exc: BaseException | None = None) -> HubError:
@@ -364,7 +348,7 @@ class RedisBroker(Broker):
             counter = self.keys.offset(topic)
             keys += [counter, self.keys.events(topic),
                      self.keys.ingested(mark) if mark else counter]
-            args += [_dumps({"event": kind, "ts": ts, "data": data}), "1" if mark else "0"]
+            args += [encode({"event": kind, "ts": ts, "data": data}), "1" if mark else "0"]
         if ingested is not None:
             args.append(len(ingested.refused))
             for entry_id, error, fields in ingested.refused:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from ocos_hub import HubError
 from ocos_hub.broker import Draft
-from ocos_redis.broker import REDIS_DOWN, IngestStep, cancelling
+from ocos_hub.tasks import cancelling
+from ocos_redis.broker import REDIS_DOWN, IngestStep
 
 if TYPE_CHECKING:
     from ocos_hub.hub import Hub

@@ -13,8 +13,9 @@ import socket
 
 import redis.asyncio as aioredis
 
+from ocos_hub.tasks import cancelling, stop_tasks
 from ocos_middleware.ratelimit import RateLimitStore
-from ocos_redis.broker import REDIS_DOWN, cancelling, stop_tasks
+from ocos_redis.broker import REDIS_DOWN
 from ocos_redis.stores import RedisStore
 
 # KEYS[1] bucket. ARGV rate, burst. Redis's clock, so every node agrees on refill.
