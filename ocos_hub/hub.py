@@ -337,5 +337,16 @@ class Hub:
             session.close_soon(Close.REVOKED, reason)
         return len(doomed)
 
+    def resync(self, topics: Sequence[str], message: str) -> int:
+        """Close (4008, as a slow consumer) the connections subscribed to `topics`: their
+        next live event would skip offsets, so they resume with `since` and learn
+        `recovered: false` instead. Shared brokers call this when a node fell behind."""
+        wanted = set(topics)
+        doomed = [s for s in self.sessions if wanted.intersection(s.subscriptions)]
+        for session in doomed:
+            session.notice("slow_consumer", message)
+            session.close_soon(Close.SLOW_CONSUMER, "behind the broker")
+        return len(doomed)
+
     def visible_topics(self, scopes: frozenset[str]) -> list[str]:
         return [name for name in self.topics if scope_allows(scopes, f"subscribe:{name}")]

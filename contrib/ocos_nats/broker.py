@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,11 +43,12 @@ from nats.aio.subscription import Subscription
 from nats.js import api
 from nats.js.client import JetStreamContext
 
-from ocos_hub import Broker, Event, HistoryPage, HubError, Position
+from ocos_hub import Event, HistoryPage, HubError, Position
 from ocos_hub.broker import Deliver, Draft
 from ocos_hub.config import ConfigError
-from ocos_hub.protocol import Close, encode, now_rfc3339
-from ocos_hub.tasks import cancelling, stop_tasks
+from ocos_hub.protocol import encode, now_rfc3339
+from ocos_hub.shared_broker import LOST, SharedBroker
+from ocos_hub.tasks import stop_tasks
 from ocos_nats.config import NatsConfig
 
 if TYPE_CHECKING:
@@ -111,10 +111,14 @@ def epoch_of(info: api.StreamInfo) -> str:
     return hashlib.sha256(f"{info.config.name}|{created}".encode()).hexdigest()[:16]
 
 
-class NatsBroker(Broker):
+class NatsBroker(SharedBroker):
     """Offsets, history and fan-out to every node through NATS JetStream."""
 
+    backend = "NATS"
+    connection_errors = READER_RESTARTS
+
     def __init__(self, config: NatsConfig, hub_config: HubConfig) -> None:
+        super().__init__(config.redacted_url(), 0.1, config.reconnect_max)
         self.config = config
         self.stream = config.stream
         self.ingest_stream = f"{config.stream}_INGEST"
@@ -123,8 +127,6 @@ class NatsBroker(Broker):
         # ingest redeliveries and producers' repeated keys are dropped within this window
         self.duplicate_window = max(120.0, hub_config.publish.dedup_window,
                                     4 * config.ingest_ack_wait)
-        self.hub: Hub | None = None
-        self._deliver: Deliver | None = None
         self._nc: NATS | None = None
         self._js: JetStreamContext | None = None
         self._direct = True
@@ -134,11 +136,8 @@ class NatsBroker(Broker):
         self._delivered: dict[str, int] = {}  # topic -> last offset fanned out
         self._hints: dict[str, deque[tuple[int, int]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._healthy = False
-        self._advanced = asyncio.Event()
         self._restart = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
 
     @property
     def closing(self) -> bool:
@@ -502,36 +501,6 @@ class NatsBroker(Broker):
 
     # -- the reader -----------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        self._advanced.set()
-        self._advanced = asyncio.Event()
-
-    def _set_health(self, healthy: bool) -> None:
-        if healthy and not self._healthy:
-            log.info("NATS at %s reachable again; fanning out from stream sequence %d",
-                     self.config.redacted_url(), self._cursor + 1)
-        self._healthy = healthy
-        self._wake()
-
-    async def _read_forever(self) -> None:
-        delay = 0.1
-        while not self._closing:
-            try:
-                await self._read()
-                delay = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from None
-                if not isinstance(exc, READER_RESTARTS):
-                    log.exception("the NATS reader failed; restarting it")
-                elif self._healthy:
-                    log.warning("NATS reader restarting (%s: %s)", type(exc).__name__, exc)
-            self._set_health(False)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(self.config.reconnect_max, delay * 2)
-
     async def _read(self) -> None:
         nc = self._nc
         assert nc is not None
@@ -555,7 +524,7 @@ class NatsBroker(Broker):
                 opt_start_seq=self._cursor + 1, ack_policy=api.AckPolicy.NONE,
                 flow_control=True, idle_heartbeat=heartbeat, mem_storage=True, num_replicas=1,
                 inactive_threshold=max(30.0, 10 * heartbeat)))
-            self._set_health(True)
+            self._connected()
             await self._consume(nc, sub)
         finally:
             with contextlib.suppress(Exception):
@@ -628,40 +597,17 @@ class NatsBroker(Broker):
                 gaps.append(event.topic)
             self._delivered[event.topic] = event.offset
             fresh.append(event)
-        if gaps:
-            log.warning("this node fell behind the retained history of %s; its subscribers "
-                        "there resume with `since`", ", ".join(gaps))
-            self.resync(gaps, "this node fell behind the broker's retained history; "
-                        "reconnect and resume with `since`")
-        if fresh and self._deliver is not None:
-            try:
-                self._deliver(fresh)
-            except Exception:
-                log.exception("delivering %d events failed", len(fresh))
-        self._wake()
+        self._hand_over(fresh, gaps)
 
     def _new_lineage(self, epoch: str) -> None:
         """The stream was deleted and made again: offsets start over in a new epoch."""
         if self._epoch:
             log.warning("stream %s was re-created (epoch %s -> %s); offsets start over",
                         self.stream, self._epoch, epoch)
-            self.resync(list(self._delivered), "the broker's history was lost; resubscribe "
-                        "with `since` (the epoch changed)")
+            self.resync(list(self._delivered), LOST)
         self._epoch = epoch
         self._cursor = 0
         self._last.clear()
         self._delivered.clear()
         self._hints.clear()
         self._wake()
-
-    def resync(self, topics: Sequence[str], message: str) -> None:
-        """Close (4008, as a slow consumer) the connections subscribed to `topics`: their
-        next live event would skip offsets, so they resume with `since` and learn
-        `recovered: false` instead."""
-        if self.hub is None:
-            return
-        wanted = set(topics)
-        for session in list(self.hub.sessions):
-            if wanted.intersection(session.subscriptions):
-                session.notice("slow_consumer", message)
-                session.close_soon(Close.SLOW_CONSUMER, "behind the broker")

@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,11 +41,12 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ocos_hub import Broker, Event, HistoryPage, HubError, Position
+from ocos_hub import Event, HistoryPage, HubError, Position
 from ocos_hub.broker import Deliver, Draft
 from ocos_hub.config import ConfigError
-from ocos_hub.protocol import Close, encode, now_rfc3339
-from ocos_hub.tasks import cancelling, stop_tasks
+from ocos_hub.protocol import encode, now_rfc3339
+from ocos_hub.shared_broker import LOST, SharedBroker
+from ocos_hub.tasks import stop_tasks
 from ocos_redis.config import RedisConfig
 
 if TYPE_CHECKING:
@@ -211,28 +211,26 @@ def entry_event(topic: str, entry_id: bytes | str, fields: dict[Any, Any]) -> Ev
     return Event(topic, str(stored["event"]), entry_offset(entry_id), str(stored["ts"]), data)
 
 
-class RedisBroker(Broker):
+class RedisBroker(SharedBroker):
     """Offsets, history and fan-out to every node through Redis Streams."""
 
+    backend = "Redis"
+    connection_errors = REDIS_DOWN
+
     def __init__(self, config: RedisConfig, hub_config: HubConfig) -> None:
+        super().__init__(config.redacted_url(), config.reconnect_min, config.reconnect_max)
         self.config = config
         self.keys = Keys(config.prefix)
         self.max_len = config.max_len or hub_config.history.max_events
         self.dedup_ttl = max(1, int(hub_config.publish.dedup_window))
-        self.hub: Hub | None = None
-        self._deliver: Deliver | None = None
         self._client: aioredis.Redis | None = None
         self._reader: aioredis.Redis | None = None
         self._epoch = ""
         # per watched topic: the last offset this node fanned out (its reader's cursor)
         self._cursors: dict[str, int] = {}
         self._topic_of_key: dict[bytes, str] = {}
-        self._healthy = False
-        self._delay = config.reconnect_min
-        self._advanced = asyncio.Event()
         self._watching = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -339,7 +337,7 @@ class RedisBroker(Broker):
             raise unavailable("publish")
         ts = now_rfc3339()
         keys = [self.keys.epoch, self.keys.ingest_cursor, self.keys.ingest, self.keys.dead]
-        args: list[str | int] = [secrets.token_hex(8), self.max_len, "", self.dedup_ttl,
+        args: list[str | bytes | int] = [secrets.token_hex(8), self.max_len, "", self.dedup_ttl,
                                  ingested.expected if ingested else "",
                                  ingested.cursor if ingested else "",
                                  self.config.dead_letter_max_len]
@@ -453,44 +451,13 @@ class RedisBroker(Broker):
 
     # -- the reader -----------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        """Let every read waiting for the reader look again."""
-        self._advanced.set()
-        self._advanced = asyncio.Event()
-
-    def _set_health(self, healthy: bool) -> None:
-        if healthy and not self._healthy:
-            log.info("Redis at %s reachable again; fanning out from where this node stopped",
-                     self.config.redacted_url())
-        self._healthy = healthy
-        self._wake()
-
-    async def _read_forever(self) -> None:
-        while not self._closing:
-            try:
-                await self._read()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if cancelling():
-                    raise asyncio.CancelledError from None
-                if not isinstance(exc, REDIS_DOWN):
-                    log.exception("the Redis reader failed; restarting it")
-                elif self._healthy:
-                    log.warning("lost Redis at %s (%s); reconnecting",
-                                self.config.redacted_url(), exc or type(exc).__name__)
-            self._set_health(False)
-            await asyncio.sleep(self._delay * (0.5 + random.random()))
-            self._delay = min(self.config.reconnect_max, self._delay * 2)
-
     async def _read(self) -> None:
         reader = self._reader
         assert reader is not None
         epoch, _ = await self._positions(reader, ())
         if epoch != self._epoch:
             self._new_lineage(epoch)
-        self._set_health(True)
-        self._delay = self.config.reconnect_min
+        self._connected()
         while True:
             if not self._cursors:
                 self._watching.clear()
@@ -529,38 +496,15 @@ class RedisBroker(Broker):
             if entries:
                 cursor = max(cursor, entry_offset(entries[-1][0]))
             self._cursors[topic] = cursor
-        if gaps:
-            log.warning("this node fell behind the retained history of %s; its subscribers "
-                        "there resume with `since`", ", ".join(gaps))
-            self.resync(gaps, "this node fell behind the broker's retained history; "
-                        "reconnect and resume with `since`")
-        if events and self._deliver is not None:
-            try:
-                self._deliver(events)
-            except Exception:
-                log.exception("delivering %d events failed", len(events))
-        self._wake()
+        self._hand_over(events, gaps)
 
     def _new_lineage(self, epoch: str) -> None:
         """Redis lost this deployment's keys (restarted empty, flushed): offsets start over."""
         if self._epoch:
             log.warning("the history in Redis was lost (epoch %s -> %s); offsets start over",
                         self._epoch, epoch)
-            self.resync(list(self._cursors), "the broker's history was lost; "
-                        "resubscribe with `since` (the epoch changed)")
+            self.resync(list(self._cursors), LOST)
         self._epoch = epoch
         for topic in self._cursors:
             self._cursors[topic] = 0
         self._wake()
-
-    def resync(self, topics: Sequence[str], message: str) -> None:
-        """Close (4008, as a slow consumer) the connections subscribed to `topics`: their
-        next live event would skip offsets, so they resume with `since` and learn
-        `recovered: false` instead."""
-        if self.hub is None:
-            return
-        wanted = set(topics)
-        for session in list(self.hub.sessions):
-            if wanted.intersection(session.subscriptions):
-                session.notice("slow_consumer", message)
-                session.close_soon(Close.SLOW_CONSUMER, "behind the broker")
