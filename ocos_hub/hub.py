@@ -27,6 +27,7 @@ from ocos_hub.errors import HubError, first_field, validation_details
 from ocos_hub.hookspecs import EventPredicate
 from ocos_hub.middleware import Middleware
 from ocos_hub.operations import Ack, Operation
+from ocos_hub.outbox import HARD_LIMIT_FACTOR
 from ocos_hub.plugins import PluginHost
 from ocos_hub.protocol import PING_FRAME, Close, Deflate
 from ocos_hub.router import Router
@@ -61,7 +62,8 @@ class Hub:
         self.config = config
         self.plugins = plugins
         self.anonymous_scopes = frozenset(config.access.anonymous)
-        self.router = Router(max_backlog=config.history.max_replay)
+        self.router = Router(max_backlog=config.history.max_replay,
+                             lag_limit=config.server.send_buffer_bytes * HARD_LIMIT_FACTOR)
         self.sessions: set[Session] = set()
         self.stats = HubStats()
         self.dedup = DedupWindow(config.publish.dedup_window, config.publish.dedup_max_keys)

@@ -1,16 +1,19 @@
 """The router: which connection receives which event. The fan-out hot path lives here.
 
-Subscriptions without any filter ("plain") receive the joined frames of a whole batch
-with one call per connection; filtered ones are checked event by event. Events of a
-topic nobody subscribes to are never encoded.
+Subscriptions without any filter ("plain") are members of their topic's `Feed`: a batch
+costs one append of its joined frames, whatever the number of subscribers, and the outbox
+writes each member what it is owed. Filtered subscriptions are checked event by event.
+Events of a topic nobody subscribes to are never encoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ocos_hub.broker import Event
+from ocos_hub.outbox import Feed, outbox_of
 from ocos_hub.protocol import Deflate
 from ocos_hub.topics import TopicFilter, Visibility
 
@@ -66,13 +69,12 @@ class Subscription:
 class Router:
     """Topic -> live subscriptions, and the delivery of event batches to them."""
 
-    def __init__(self, max_backlog: int = 100_000) -> None:
+    def __init__(self, max_backlog: int = 100_000, lag_limit: int = 8 << 20) -> None:
         self.max_backlog = max_backlog
-        # plain subscriptions map to their session, whose `send` is the only call per
-        # delivery (the session, not a bound method: one object less per connection)
-        self._plain: dict[str, dict[Subscription, Session]] = {}
-        # plain subscriptions of sessions that negotiated permessage-deflate
-        self._deflating: dict[str, dict[Subscription, Session]] = {}
+        self.lag_limit = lag_limit  # bytes a feed member may be owed after a sweep
+        # plain subscriptions: one feed per topic and compression window (0: uncompressed,
+        # else the window bits the session negotiated for permessage-deflate)
+        self._feeds: dict[str, dict[int, Feed]] = {}
         self.deflate: Deflate | None = None
         self._filtered: dict[str, dict[Subscription, None]] = {}
         self._pending: dict[str, dict[Subscription, None]] = {}
@@ -95,13 +97,32 @@ class Router:
             if event.offset > after and sub.accepts(event):
                 send(event.frame)
         if sub.plain:
-            table = self._deflating if sub.session.deflate and self.deflate else self._plain
-            table.setdefault(sub.topic, {})[sub] = sub.session
+            session = sub.session
+            wbits = session.deflate if self.deflate is not None else 0
+            feeds = self._feeds.setdefault(sub.topic, {})
+            feed = feeds.get(wbits)
+            if feed is None:
+                feed = feeds[wbits] = Feed(outbox_of(asyncio.get_running_loop()),
+                                           self.lag_limit)
+            feed.join(session)
+            session.feeds += (feed,)
         else:
             self._filtered.setdefault(sub.topic, {})[sub] = None
 
     def remove(self, sub: Subscription) -> None:
-        for table in (self._plain, self._deflating, self._filtered, self._pending):
+        # a session has one subscription per topic: a member of the topic's feed is `sub`
+        session = sub.session
+        feeds = self._feeds.get(sub.topic)
+        if feeds is not None:
+            for wbits, feed in list(feeds.items()):
+                if session in feed.members:
+                    feed.leave(session)
+                    session.feeds = tuple(f for f in session.feeds if f is not feed)
+                    if not feed.members:
+                        del feeds[wbits]
+            if not feeds:
+                del self._feeds[sub.topic]
+        for table in (self._filtered, self._pending):
             subs = table.get(sub.topic)
             if subs is not None and sub in subs:
                 del subs[sub]
@@ -109,10 +130,13 @@ class Router:
                     del table[sub.topic]
 
     def count(self, topic: str | None = None) -> int:
-        tables = (self._plain, self._deflating, self._filtered, self._pending)
+        tables = (self._filtered, self._pending)
         if topic is not None:
-            return sum(len(table.get(topic, ())) for table in tables)
-        return sum(len(subs) for table in tables for subs in table.values())
+            plain = sum(len(feed.members) for feed in self._feeds.get(topic, {}).values())
+            return plain + sum(len(table.get(topic, ())) for table in tables)
+        plain = sum(len(feed.members) for feeds in self._feeds.values()
+                    for feed in feeds.values())
+        return plain + sum(len(subs) for table in tables for subs in table.values())
 
     def deliver(self, events: Sequence[Event]) -> int:
         """Queue each event's shared frame to every subscription that keeps it.
@@ -130,24 +154,19 @@ class Router:
 
     def _deliver_topic(self, topic: str, batch: Sequence[Event]) -> int:
         delivered = 0
-        plain = self._plain.get(topic)
-        if plain:
-            blob = batch[0].frame if len(batch) == 1 else b"".join([e.frame for e in batch])
-            for session in list(plain.values()):
-                session.send(blob)
-            delivered += len(plain) * len(batch)
-        deflating = self._deflating.get(topic)
-        if deflating and self.deflate is not None:
-            # one compressed blob per negotiated window size (nearly always just one)
-            settings = self.deflate
-            blobs: dict[int, bytes] = {}
-            for session in list(deflating.values()):
-                wbits = session.deflate
-                shared = blobs.get(wbits)
-                if shared is None:
-                    shared = blobs[wbits] = b"".join([e.deflated(wbits, settings) for e in batch])
-                session.send(shared)
-            delivered += len(deflating) * len(batch)
+        feeds = self._feeds.get(topic)
+        if feeds:
+            # one feed per compression window: nearly always just one, uncompressed or not
+            for wbits, feed in feeds.items():
+                if not wbits:
+                    blob = batch[0].frame if len(batch) == 1 else b"".join(
+                        [e.frame for e in batch])
+                else:
+                    settings = self.deflate
+                    assert settings is not None  # a compressed feed exists only with it
+                    blob = b"".join([e.deflated(wbits, settings) for e in batch])
+                feed.append(blob)
+                delivered += len(feed.members) * len(batch)
         filtered = self._filtered.get(topic)
         if filtered:
             for sub in list(filtered):

@@ -1,10 +1,10 @@
 """One WebSocket connection: its principal, subscriptions and bounded outgoing queue.
 
-Frames are queued as bytes and written at the end of the loop tick (one callback writes
-every session that has some, for at most `FLUSH_SLICE` per loop iteration), so a burst of
-events costs one syscall per connection while a lone event still leaves at once. A connection
-whose queue (ours plus the transport's) passes `send_buffer_bytes` is a slow consumer:
-it gets `slow_consumer` and close 4008, and nobody else waits for it.
+Frames are queued as bytes, or owed by the feeds of the connection's plain subscriptions,
+and written by the outbox (`ocos_hub.outbox`): a burst of events costs one syscall per
+connection while a lone event still leaves at once. A connection whose backlog (queued,
+owed, and in the transport) passes `send_buffer_bytes` is a slow consumer: it gets
+`slow_consumer` and close 4008, and nobody else waits for it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
-import weakref
-from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +22,12 @@ from ocos_hub import protocol
 from ocos_hub.auth import Principal, scope_allows
 from ocos_hub.errors import HubError
 from ocos_hub.operations import Ack
+from ocos_hub.outbox import HARD_LIMIT_FACTOR, outbox_of
 from ocos_hub.protocol import Close
 
 if TYPE_CHECKING:
     from ocos_hub.hub import Hub
+    from ocos_hub.outbox import Feed
     from ocos_hub.router import Subscription
 
 log = logging.getLogger("ocos_hub.session")
@@ -37,82 +36,6 @@ log = logging.getLogger("ocos_hub.session")
 CLOSE_TIMEOUT = 5.0
 # A credential's `token_expired` notice goes out this long before expiry (or halfway there).
 EXPIRY_NOTICE = 60.0
-
-
-# What a session may queue within one tick (a large publish batch), as a multiple of
-# `send_buffer_bytes`; past it the client is slow whatever the transport holds.
-HARD_LIMIT_FACTOR = 8
-
-# Seconds of writing per loop iteration. Between slices the loop polls, so an event
-# published mid-sweep joins the queues not yet written instead of waiting for the next
-# sweep, and requests (a publish takes a few iterations through aiohttp) and pings are
-# served while thousands of connections are being written.
-FLUSH_SLICE = 0.001
-
-
-class _Outbox:
-    """The sessions with bytes queued, written in the order they got them, by one loop
-    callback for many sessions rather than one callback per session."""
-
-    __slots__ = ("_dirty", "_scheduled")
-
-    def __init__(self) -> None:
-        self._dirty: deque[Session] = deque()
-        self._scheduled = False
-
-    def add(self, session: Session) -> None:
-        self._dirty.append(session)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
-
-    def _run(self) -> None:
-        dirty = self._dirty
-        joined = _Joined()
-        clock = time.monotonic
-        deadline = clock() + FLUSH_SLICE
-        try:
-            while dirty:
-                dirty.popleft()._flush(joined)
-                if clock() >= deadline:
-                    break
-        finally:
-            if dirty:
-                asyncio.get_running_loop().call_soon(self._run)
-            else:
-                self._scheduled = False
-
-
-class _Joined:
-    """The last join of queued frames. Subscribers of a topic flushed one after another
-    usually hold the very same shared frames, so they share one joined write too."""
-
-    __slots__ = ("_parts", "_data")
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._data = b""
-
-    def join(self, parts: list[bytes]) -> bytes:
-        # list equality tries identity first, so equal lists of shared frames cost a pointer
-        # comparison per frame; different frames differ within their first bytes
-        if parts != self._parts:
-            self._parts = parts.copy()
-            self._data = b"".join(parts)
-        return self._data
-
-
-# One outbox per event loop (tests run many loops in one process); it holds no reference
-# to its loop, so a closed loop and its outbox go away together.
-_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = (
-    weakref.WeakKeyDictionary())
-
-
-def _outbox(loop: asyncio.AbstractEventLoop) -> _Outbox:
-    outbox = _outboxes.get(loop)
-    if outbox is None:
-        outbox = _outboxes[loop] = _Outbox()
-    return outbox
 
 
 def _bad_id(value: Any) -> bool:
@@ -136,7 +59,7 @@ class Session:
         "__weakref__", "hub", "ws", "request", "id", "remote", "principal", "subscriptions",
         "close_code", "last_seen", "_transport", "_loop", "_outbox", "_limit",
         "_out", "_out_size", "_flush_scheduled", "_closing", "_expiry", "_close_task",
-        "_held", "_held_size", "deflate",
+        "_held", "_held_size", "deflate", "feeds",
     )
 
     def __init__(
@@ -155,7 +78,9 @@ class Session:
         self.close_code: int | None = None
         self._transport = request.transport
         self._loop = asyncio.get_running_loop()
-        self._outbox = _outbox(self._loop)
+        self._outbox = outbox_of(self._loop)
+        # the feeds of the plain subscriptions (`Router.go_live`), which owe it their frames
+        self.feeds: tuple[Feed, ...] = ()
         # A client is slow when more than `_limit` bytes wait in the transport after a write.
         # Within one loop tick a burst may queue more (a large publish batch), up to the
         # hard limit (`HARD_LIMIT_FACTOR` times `_limit`), so a fast client is never dropped
@@ -254,28 +179,52 @@ class Session:
             self._outbox.add(self)
 
     def _queue(self, data: bytes) -> None:
+        """Queue a reply or notice after everything the feeds owe (unless a request holds
+        them back: what they got meanwhile follows its reply)."""
         if self._closing:
             return
+        if self.feeds and self._held is None:
+            self._take_feeds()
         self._out.append(data)
         size = self._out_size = self._out_size + len(data)
         if size > self._limit and size > self._limit * HARD_LIMIT_FACTOR:
             self.slow_consumer()
             return
+        self._schedule()
+
+    def _schedule(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._outbox.add(self)
 
-    def _flush(self, joined: _Joined | None = None) -> None:
+    def _take_feeds(self) -> None:
+        """Move what the feeds owe into the queue, so that what is queued next follows it."""
+        for feed in self.feeds:
+            data = feed.take(self)
+            if data:
+                self._out.append(data)
+                self._out_size += len(data)
+
+    def flush(self) -> None:
+        """Write everything queued and owed in one write (the outbox calls this)."""
         self._flush_scheduled = False
         out = self._out
+        feeds = self.feeds if self._held is None else ()
         if not out:
-            return
-        if len(out) == 1:
-            data = out[0]
+            if not feeds:
+                return
+            data = feeds[0].take(self) if len(feeds) == 1 else b"".join(
+                [feed.take(self) for feed in feeds])
+            if not data:
+                return
         else:
-            data = b"".join(out) if joined is None else joined.join(out)
-        out.clear()
-        self._out_size = 0
+            for feed in feeds:
+                owed = feed.take(self)
+                if owed:
+                    out.append(owed)
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._out_size = 0
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -286,11 +235,12 @@ class Session:
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes queued here or in the transport, not yet taken by the kernel."""
+        """Bytes queued here, owed by feeds, or in the transport, not yet taken by the kernel."""
         transport = self._transport
         buffered = 0 if transport is None or transport.is_closing() else (
             transport.get_write_buffer_size())
-        return self._out_size + buffered
+        owed = sum(feed.lag_bytes(self) for feed in self.feeds)
+        return self._out_size + owed + buffered
 
     def write_control(self, data: bytes) -> None:
         """Write a control frame (ping) at once; control frames may interleave with messages."""
@@ -326,6 +276,8 @@ class Session:
     async def handle_text(self, text: str) -> None:
         """Parse, check and dispatch one request; exactly one reply goes out, before any
         event that arrived meanwhile."""
+        if self.feeds:
+            self._take_feeds()  # what the feeds owe now goes out before the reply
         self._held, self._held_size = [], 0
         try:
             await self._handle(text)
@@ -333,6 +285,8 @@ class Session:
             held, self._held = self._held or [], None
             for data in held:
                 self._queue(data)
+            if self.feeds:
+                self._schedule()  # what the feeds got meanwhile
 
     async def _handle(self, text: str) -> None:
         request: dict[str, Any] | None = None
@@ -395,7 +349,7 @@ class Session:
     def close_soon(self, code: int, reason: str) -> None:
         """Close from synchronous code (timers, the router)."""
         if not self._closing:
-            self._flush()
+            self.flush()
             self._closing = True
             self._detach()
             self._start_close(code, reason)

@@ -10,8 +10,10 @@ import socket
 import struct
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType
 
+from ocos_hub import outbox
 from tests.conftest import RunningHub, StartHub
 from tests.ticks import tick
 
@@ -98,6 +100,39 @@ async def test_many_subscribers_receive_identical_bytes(running: RunningHub) -> 
         frames.append(got)
     assert all(f == frames[0] for f in frames)
     assert [json.loads(f)["offset"] for f in frames[0]] == list(range(1, 11))
+
+
+async def test_events_published_mid_sweep_reach_everyone_once_in_order(
+    running: RunningHub, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One connection written per loop iteration: every event below lands in the middle of
+    # a sweep, members end up owed from different points, and sweeps follow each other.
+    monkeypatch.setattr(outbox, "FLUSH_SLICE", 0.0)
+    clients = [await running.connect() for _ in range(12)]
+    for client in clients:
+        await client.request("subscribe", topic="ticks")
+    late, leaving = await running.connect(), clients[-1]
+    hub = running.hub
+    for n in range(1, 41):
+        await hub.publish(*tick(n))
+        await asyncio.sleep(0)
+        if n == 15:
+            await late.ws.send_json({"type": "subscribe", "id": 1, "topic": "ticks"})
+            await leaving.ws.send_json({"type": "unsubscribe", "id": 2, "topic": "ticks"})
+    for client in clients[:-1]:
+        assert [e["offset"] for e in await client.events(40)] == list(range(1, 41))
+        await client.nothing()
+    # joined mid-sweep: exactly what followed its ack
+    ack = await late.recv()
+    assert ack["type"] == "ack"
+    assert [e["offset"] for e in await late.events(40 - ack["offset"])] == list(
+        range(ack["offset"] + 1, 41))
+    # left mid-sweep: a gapless prefix, then the ack, then nothing
+    before = []
+    while (frame := await leaving.recv())["type"] == "event":
+        before.append(frame["offset"])
+    assert frame["type"] == "ack" and before == list(range(1, len(before) + 1))
+    await leaving.nothing()
 
 
 # -- slow consumers ---------------------------------------------------------------------
