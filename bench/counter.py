@@ -4,7 +4,9 @@ The load generator shares the machine with the hub, so its cost per read matters
 spends about 15 us of CPU per small read here, this loop about 9. Each client subscribes
 to the bench topic (handshake and frames parsed until the ack), then only adds the bytes
 it reads to its slot of a shared counter file (one native unsigned 64-bit integer per
-client), which the driving process reads without asking.
+client), which the driving process reads without asking. With `--deflate` the clients offer
+permessage-deflate and refuse to count unless the hub agreed to it without context
+takeover: the bytes counted are then those of the shared compressed frames.
 
 Driven over stdin, one command a line, each answered on stdout:
   open N    open and subscribe N more clients        -> OPENED <total>
@@ -30,9 +32,24 @@ from bench.server import TOPIC, raise_nofile
 HANDSHAKE = (
     "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
     "Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-    "Sec-WebSocket-Protocol: ocos.v1\r\n\r\n"
+    "Sec-WebSocket-Protocol: ocos.v1\r\n{extensions}\r\n"
 )
+# what a browser offers; the hub must answer with server_no_context_takeover
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 SUBSCRIBE = json.dumps({"type": "subscribe", "id": 1, "topic": TOPIC}).encode()
+
+
+def check_deflate(head: bytes) -> None:
+    """Fail loudly unless the 101 response agreed to permessage-deflate with
+    server_no_context_takeover (each message compressed on its own, so shared)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-extensions":
+            params = [p.strip() for p in value.decode().split(";")]
+            if params[0] == "permessage-deflate" and "server_no_context_takeover" in params:
+                return
+            raise ConnectionError(f"the hub answered {value.decode().strip()!r}")
+    raise ConnectionError("the hub did not agree to permessage-deflate")
 
 
 def masked(payload: bytes) -> bytes:
@@ -44,10 +61,10 @@ def masked(payload: bytes) -> bytes:
 class Setup:
     """A client between connect and its subscribe's ack: everything is parsed."""
 
-    __slots__ = ("sock", "slot", "buf", "upgraded")
+    __slots__ = ("sock", "slot", "buf", "upgraded", "deflate")
 
-    def __init__(self, sock: socket.socket, slot: int) -> None:
-        self.sock, self.slot = sock, slot
+    def __init__(self, sock: socket.socket, slot: int, deflate: bool) -> None:
+        self.sock, self.slot, self.deflate = sock, slot, deflate
         self.buf = bytearray()
         self.upgraded = False
 
@@ -61,6 +78,8 @@ class Setup:
                 return None
             if b" 101 " not in buf[:end].split(b"\r\n", 1)[0]:
                 raise ConnectionError(bytes(buf[:end]).decode(errors="replace"))
+            if self.deflate:
+                check_deflate(bytes(buf[:end]))
             del buf[:end + 4]
             self.upgraded = True
             self.sock.sendall(masked(SUBSCRIBE))
@@ -71,8 +90,9 @@ class Setup:
             if len(buf) < head + size:
                 return None
             opcode, payload = buf[0] & 0x0F, bytes(buf[head:head + size])
+            compressed = buf[0] & 0x40
             del buf[:head + size]
-            if opcode != 0x1:
+            if opcode != 0x1 or compressed:  # replies (the ack) are never compressed
                 continue
             msg = json.loads(payload)
             if msg.get("type") == "ack" and msg.get("id") == 1:
@@ -132,8 +152,8 @@ def run(args: argparse.Namespace) -> None:
                     if words[0] == "open":
                         count = int(words[1])
                         for slot in range(args.first + opened, args.first + opened + count):
-                            sock = connect(args.port, args.rcvbuf)
-                            setup[sock.fileno()] = Setup(sock, slot)
+                            sock = connect(args.port, args.rcvbuf, args.deflate)
+                            setup[sock.fileno()] = Setup(sock, slot, args.deflate)
                             epoll.register(sock.fileno(), select.EPOLLIN)
                         opened += count
                     elif words[0] == "pause":
@@ -159,7 +179,7 @@ def run(args: argparse.Namespace) -> None:
                 print(f"OPENED {opened}", flush=True)
 
 
-def connect(port: int, rcvbuf: int) -> socket.socket:
+def connect(port: int, rcvbuf: int, deflate: bool) -> socket.socket:
     """A connected socket that sent its handshake; retried while the backlog is full."""
     for attempt in range(20):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -174,7 +194,8 @@ def connect(port: int, rcvbuf: int) -> socket.socket:
             time.sleep(0.05 * (attempt + 1))
             continue
         key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall(HANDSHAKE.format(port=port, key=key).encode())
+        offer = DEFLATE_OFFER if deflate else ""
+        sock.sendall(HANDSHAKE.format(port=port, key=key, extensions=offer).encode())
         sock.setblocking(False)
         return sock
     raise AssertionError("unreachable")
@@ -186,6 +207,8 @@ def main() -> None:
     parser.add_argument("--counts", required=True, help="the shared counter file")
     parser.add_argument("--first", type=int, default=0, help="this process's first slot")
     parser.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF, 0 for the default")
+    parser.add_argument("--deflate", action="store_true",
+                        help="negotiate permessage-deflate (the hub must agree)")
     run(parser.parse_args())
 
 

@@ -9,6 +9,8 @@ here. Scenarios, all in one run:
               keeps at most `--window` events ahead of the slowest subscriber)
   latency     publish-to-receive p50/p99 at a fixed offered rate (`--rate` events/s, open
               loop), measured on the sample of clients that parse every frame
+  compressed  the throughput workload against a hub with the compression plugin, every
+              client negotiating permessage-deflate: deliveries/s against the bare run
   naive       the throughput workload against a naive aiohttp loop, for the ratio
   slow        1% of subscribers stop reading: the others' throughput and the hub's RSS
 """
@@ -33,6 +35,7 @@ from bench.wsload import (
     Publisher,
     Readers,
     ServerProcess,
+    SharedFrames,
     WsClient,
     close_all,
     connect_clients,
@@ -44,6 +47,7 @@ TARGET_RATE = 1_000_000
 TARGET_RATIO = 20.0
 TARGET_P99_MS = 20.0
 TARGET_KEEP = 0.90
+TARGET_COMPRESSED = 0.80  # of the bare fan-out efficiency (hub CPU per delivery), issue 5
 RSS_MARGIN = 16 << 20
 
 
@@ -61,6 +65,8 @@ class Throughput:
     hub_cpu: float  # share of one core, over the run
     load_cpu: float
     all_rates: list[float] = field(default_factory=list)  # every repeat, best reported
+    frame_bytes: float = 0.0  # mean wire size of an event frame
+    plain_bytes: float = 0.0  # the same uncompressed (differs with permessage-deflate)
 
     @property
     def cpu_us(self) -> float:
@@ -104,15 +110,18 @@ class Slow:
 class Subscribers:
     """N subscribers in subscription order: counting clients in a `bench.counter` process
     and a parsing client every `sample_every` (so that the sample spreads over the hub's
-    sweep), then `slow` counting clients with small receive buffers in a second one."""
+    sweep), then `slow` counting clients with small receive buffers in a second one.
+    With `deflate` every client negotiates permessage-deflate."""
 
     def __init__(self, server: ServerProcess, total: int, sample_every: int,
-                 slow: int = 0) -> None:
+                 slow: int = 0, deflate: bool = False) -> None:
         self.server, self.total, self.sample_every, self.slow = server, total, sample_every, slow
+        self.deflate = deflate
         self.counts = CountFile(total)
-        self.counter = CounterProcess(server.port, self.counts, 0)
+        self.counter = CounterProcess(server.port, self.counts, 0, deflate=deflate)
         self.slow_counter: CounterProcess | None = None
         self.parsers: list[WsClient] = []
+        self.frames = SharedFrames(self.parsers) if deflate else None
 
     async def open(self) -> None:
         await self.counter.start()
@@ -122,24 +131,26 @@ class Subscribers:
                 await self.counter.open(run)
                 run = 0
                 self.parsers += await connect_clients("127.0.0.1", self.server.port, 1,
-                                                      parse_every=1)
+                                                      parse_every=1, deflate=self.deflate)
             else:
                 run += 1
         await self.counter.open(run)
         if self.slow:
             self.slow_counter = CounterProcess(self.server.port, self.counts,
-                                               self.counter.opened, rcvbuf=4096)
+                                               self.counter.opened, rcvbuf=4096,
+                                               deflate=self.deflate)
             await self.slow_counter.start()
             await self.slow_counter.open(self.slow)
 
     @property
     def everyone(self) -> Readers:
-        return Readers(self.parsers, self.counts, range(self.total - len(self.parsers)))
+        return Readers(self.parsers, self.counts, range(self.total - len(self.parsers)),
+                       self.frames)
 
     @property
     def readers(self) -> Readers:
         """Everyone but the slow ones."""
-        return Readers(self.parsers, self.counts, self.counter.slots)
+        return Readers(self.parsers, self.counts, self.counter.slots, self.frames)
 
     def cpu_seconds(self) -> float:
         counters = [self.counter, self.slow_counter]
@@ -154,10 +165,28 @@ class Subscribers:
 
 
 def _errors(readers: Readers, base: Sequence[int]) -> int:
-    size = WsClient.frame_size
+    """Byte counts off a frame boundary, odd frame sizes, offsets out of order; with
+    permessage-deflate also parsing clients that saw other frame sizes than the rest (the
+    frame was not shared) and events that came uncompressed."""
     now = readers.snapshot()
-    off_boundary = sum(1 for c, b in zip(now, base, strict=True) if (c - b) % size)
-    return off_boundary + sum(c.disorder + c.odd_sizes for c in readers.parsers)
+    frames = readers.frames
+    if frames is None:
+        size = WsClient.frame_size
+        off_boundary = sum(1 for c, b in zip(now, base, strict=True) if (c - b) % size)
+    else:
+        off_boundary = sum(1 for c in now if not frames.on_boundary(c)) + frames.disagreeing()
+    return off_boundary + sum(c.disorder + c.odd_sizes + c.plain_events
+                              for c in readers.parsers)
+
+
+def _delivered(readers: Readers, base: Sequence[int]) -> int:
+    """Events all the readers got since `base`, added up."""
+    frames = readers.frames
+    if frames is None:
+        wire: int = sum(map(operator.sub, readers.snapshot(), base))
+        return wire // WsClient.frame_size
+    return sum(frames.count(c) - frames.count(b)
+               for c, b in zip(readers.snapshot(), base, strict=True))
 
 
 async def _wait_received(readers: Readers, base: Sequence[int], target: int,
@@ -173,7 +202,8 @@ async def _wait_received(readers: Readers, base: Sequence[int], target: int,
 
 async def learn_frame_size(pub: Publisher, readers: Readers) -> None:
     """Publish one event; the parsing clients tell its frame size, the others must then
-    have counted exactly that many bytes."""
+    have counted exactly that many bytes. With permessage-deflate the size is only this
+    frame's (`readers.frames` follows the others), but it must still be the same for all."""
     samplers = readers.parsers
     if not samplers:
         raise SystemExit("no parsing client: lower --sample-every")
@@ -189,7 +219,10 @@ async def learn_frame_size(pub: Publisher, readers: Readers) -> None:
     sizes = {c.last_size for c in samplers}
     if len(sizes) != 1:
         raise RuntimeError(f"event frames differ in size: {sorted(sizes)}")
-    WsClient.frame_size = sizes.pop()
+    if readers.frames is None:
+        WsClient.frame_size = sizes.pop()
+    elif any(c.plain_events for c in samplers):
+        raise RuntimeError("the probe event came uncompressed: lower --compress-min-size")
     if not await _wait_received(readers, base, 1, 30):
         raise RuntimeError("the probe event did not reach every client")
     for client in samplers:
@@ -202,6 +235,8 @@ async def max_rate(impl: str, server: ServerProcess, pub: Publisher, subs: Subsc
     """Publish `events` as fast as the slowest reader takes them; time until all arrived."""
     base = readers.snapshot()
     errors0 = _errors(readers, base)
+    parsed0 = sum(c.events for c in readers.parsers)
+    inflated0 = sum(c.inflated for c in readers.parsers)
     stats0 = await pub.stats()
     published = 0
     loop = asyncio.get_running_loop()
@@ -224,12 +259,17 @@ async def max_rate(impl: str, server: ServerProcess, pub: Publisher, subs: Subsc
     complete = await _wait_received(readers, base, events, max(1.0, deadline - loop.time()))
     seconds = time.perf_counter() - start
     load_cpu, hub_cpu = subs.cpu_seconds() - cpu0, server.cpu_seconds() - hub_cpu0
-    got = sum(map(operator.sub, readers.snapshot(), base)) // WsClient.frame_size
+    got = _delivered(readers, base)
+    frame_bytes = sum(map(operator.sub, readers.snapshot(), base)) / max(1, got)
+    plain_bytes = frame_bytes
+    parsed = sum(c.events for c in readers.parsers) - parsed0
+    if readers.frames is not None and parsed:
+        plain_bytes = (sum(c.inflated for c in readers.parsers) - inflated0) / parsed
     stats1 = await pub.stats()
     return Throughput(impl, len(readers), events, seconds, got, got / seconds,
                       stats1["deliveries"] - stats0["deliveries"],
                       _errors(readers, base) - errors0, complete, hub_cpu / seconds,
-                      load_cpu / seconds)
+                      load_cpu / seconds, frame_bytes=frame_bytes, plain_bytes=plain_bytes)
 
 
 async def fixed_rate(server: ServerProcess, pub: Publisher, subs: Subscribers,
@@ -277,7 +317,7 @@ async def fixed_rate(server: ServerProcess, pub: Publisher, subs: Subscribers,
         print(f"diag: {writes / elapsed:,.0f} writes/s, {spent / max(1, writes) * 1e6:.1f} us "
               f"each, {spent / elapsed:.0%} of the time writing, "
               f"{(stats1['sweep_calls'] - stats0['sweep_calls']) / elapsed:,.0f} slices/s; "
-              f"queued-to-written p50 {stats1['wait_p50'] * 1e3:.1f} ms, "
+              f"appended-to-written p50 {stats1['wait_p50'] * 1e3:.1f} ms, "
               f"p99 {stats1['wait_p99'] * 1e3:.1f} ms")
     sent = pub.last_offset - last0
     complete = await _wait_received(readers, base, sent, 30.0) and not overloaded
@@ -285,7 +325,7 @@ async def fixed_rate(server: ServerProcess, pub: Publisher, subs: Subscribers,
     from_ts = [x for c in samplers for x in c.hub_latencies]
     for client in samplers:
         client.record = False
-    got = sum(map(operator.sub, readers.snapshot(), base)) // WsClient.frame_size
+    got = _delivered(readers, base)
     return Latency(len(readers), rate, elapsed, len(latencies),
                    percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3,
                    max(latencies, default=float("nan")) * 1e3, got / elapsed, complete,
@@ -360,11 +400,20 @@ async def slow_scenario(args: argparse.Namespace) -> Slow:
                 max(samples, default=rss_end), rss_end, bound, samples)
 
 
-async def throughput_and_latency(args: argparse.Namespace, impl: str
+async def throughput_and_latency(args: argparse.Namespace, impl: str, deflate: bool = False
                                  ) -> tuple[Throughput | None, Latency | None]:
-    async with ServerProcess(impl, args.server_args) as server:
-        pub = Publisher(server.base)
-        subs = Subscribers(server, args.subscribers, args.sample_every)
+    """The max-rate runs (and the latency run, bare hub only) on one server. `deflate`:
+    the hub with the compression plugin and every client negotiating permessage-deflate,
+    reported as impl `compressed`; its events are padded with hex digits, which deflate
+    like real payloads do ("x"s would shrink every write to a third and flatter it)."""
+    server_args = list(args.server_args)
+    if deflate:
+        server_args += ["--compress", "--compress-level", str(args.compress_level),
+                        "--compress-min-size", str(args.compress_min_size)]
+    async with ServerProcess(impl, server_args) as server:
+        pub = Publisher(server.base, hex_pad=deflate)
+        subs = Subscribers(server, args.subscribers, args.sample_every, deflate=deflate)
+        label = "compressed" if deflate else impl
         try:
             events = args.events if impl == "hub" else args.naive_events
             await pub.advance(args.batch * 3 + events * args.repeat
@@ -373,18 +422,20 @@ async def throughput_and_latency(args: argparse.Namespace, impl: str
             readers = subs.everyone
             await learn_frame_size(pub, readers)
             # warm up: code paths, buffers, TCP windows
-            await max_rate(impl, server, pub, subs, readers, args.batch * 2, args.batch, 1,
+            await max_rate(label, server, pub, subs, readers, args.batch * 2, args.batch, 1,
                            args.window)
             tput = None
-            if "throughput" in args.scenario or impl == "naive":
+            # the compressed scenario needs the bare run for its ratio
+            if ({"throughput", "compressed"} & set(args.scenario) or impl == "naive"
+                    or deflate):
                 # on a shared machine a run may lose the CPU to others: keep the best
-                runs = [await max_rate(impl, server, pub, subs, readers, events, args.batch,
+                runs = [await max_rate(label, server, pub, subs, readers, events, args.batch,
                                        args.inflight, args.window)
                         for _ in range(args.repeat)]
                 tput = max(runs, key=lambda r: r.rate)
                 tput.all_rates = [r.rate for r in runs]
             lat = None
-            if impl == "hub" and "latency" in args.scenario:
+            if impl == "hub" and not deflate and "latency" in args.scenario:
                 await asyncio.sleep(0.5)
                 lat = await fixed_rate(server, pub, subs, readers, args.rate,
                                        args.latency_seconds, args.rate_batch,
@@ -404,6 +455,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
     failed: list[str] = []
     rows: list[tuple[str, str, str]] = []
     hub: Throughput | None = results.get("hub")
+    compressed: Throughput | None = results.get("compressed")
     naive: Throughput | None = results.get("naive")
     lat: Latency | None = results.get("latency")
     slow: Slow | None = results.get("slow")
@@ -413,7 +465,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
             failed.append(name)
         return "ok" if ok else "MISSED"
 
-    for run in (hub, naive):
+    for run in (hub, compressed, naive):
         if run is None:
             continue
         target = ""
@@ -430,6 +482,21 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
                      f"(= {_fmt(1e6 / run.cpu_us)}/s per core)", ""))
         rows.append(("  server's own count; errors", f"{_fmt(run.hub_deliveries)}; "
                      f"{run.errors}", ""))
+        if run is compressed:
+            rows.append(("  mean frame bytes: compressed / plain",
+                         f"{run.frame_bytes:.1f} / {run.plain_bytes:.1f}  "
+                         f"({run.frame_bytes / max(1.0, run.plain_bytes):.0%}; level "
+                         f"{args.compress_level}, min_size {args.compress_min_size})", ""))
+            if hub is not None:
+                # The hub's fan-out cost is its CPU per delivery; deliveries/s also depends
+                # on the clients, which inflate every frame on the same two cores.
+                kept = hub.cpu_us / run.cpu_us
+                rows.append(("compressed fan-out cost: bare / compressed CPU per delivery",
+                             f"{kept:.1%}  ({hub.cpu_us:.3f} vs {run.cpu_us:.3f} us)",
+                             check(kept >= TARGET_COMPRESSED and run.complete
+                                   and not run.errors, f">= {TARGET_COMPRESSED:.0%}")))
+                rows.append(("  compressed / bare deliveries/s", f"{run.rate / hub.rate:.1%}  "
+                             "(bounded by the clients inflating every frame)", ""))
     if hub is not None and naive is not None:
         ratio = hub.rate / naive.rate
         rows.append(("hub / naive deliveries/s", f"{ratio:.1f}x  (per CPU second: "
@@ -491,9 +558,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slow-fraction", type=float, default=0.01)
     parser.add_argument("--send-buffer", type=int, default=1 << 20,
                         help="the hub's per-connection bound (server.send_buffer_bytes)")
-    parser.add_argument("--scenario", nargs="+", default=["throughput", "latency", "naive",
-                                                          "slow"],
-                        choices=["throughput", "latency", "naive", "slow"])
+    scenarios = ["throughput", "latency", "compressed", "naive", "slow"]
+    parser.add_argument("--scenario", nargs="+", default=scenarios, choices=scenarios,
+                        help="compressed also runs the bare throughput, for the ratio")
+    parser.add_argument("--compress-level", type=int, default=6,
+                        help="the compression plugin's level (compressed scenario)")
+    parser.add_argument("--compress-min-size", type=int, default=0,
+                        help="its min_size: 0 compresses every event")
     parser.add_argument("--repeat", type=int, default=1,
                         help="max-rate runs per server; the best one is reported")
     parser.add_argument("--quick", action="store_true", help="small run, under a minute")
@@ -521,8 +592,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    if {"throughput", "latency"} & set(args.scenario):
+    if {"throughput", "latency", "compressed"} & set(args.scenario):
         results["hub"], results["latency"] = await throughput_and_latency(args, "hub")
+    if "compressed" in args.scenario:
+        results["compressed"], _ = await throughput_and_latency(args, "hub", deflate=True)
     if "naive" in args.scenario:
         results["naive"], _ = await throughput_and_latency(args, "naive")
     if "slow" in args.scenario:

@@ -85,44 +85,45 @@ def cpu_seconds(pid: int) -> float:
 
 
 class WriteTimer:
-    """Diagnostics (`--diag`): wraps the hub's write sweep to count the sessions written
-    and the time spent writing them, i.e. the cost of one connection's write."""
+    """Diagnostics (`--diag`): wraps the hub's outbox to count the feed writes and the time
+    spent writing, i.e. the cost of one connection's write, and how long an event waits in
+    a feed before a member is written it."""
 
     def __init__(self) -> None:
-        from ocos_hub import session
+        from ocos_hub import outbox
 
         self.calls = 0
         self.writes = 0
         self.seconds = 0.0
-        self.waits: list[float] = []  # from a session's first queued frame to its write
-        since: dict[object, float] = {}
-        outbox = session._Outbox
-        run, add, flush = outbox._run, outbox.add, session.Session._flush
+        self.waits: list[float] = []  # from an event's append to a member's write of it
+        appended: dict[int, list[float]] = {}  # id(feed) -> append time of each frame
+        run, append, take = outbox.Outbox._run, outbox.Feed.append, outbox.Feed.take
         timer = self
 
         def timed_run(box: Any) -> None:
-            before = len(box._dirty)
             start = time.perf_counter()
             try:
                 run(box)
             finally:
                 timer.seconds += time.perf_counter() - start
                 timer.calls += 1
-                timer.writes += before - len(box._dirty)
 
-        def timed_add(box: Any, sess: Any) -> None:
-            since.setdefault(sess, time.perf_counter())
-            add(box, sess)
+        def timed_append(feed: Any, frame: bytes) -> None:
+            appended.setdefault(id(feed), []).append(time.perf_counter())
+            append(feed, frame)
 
-        def timed_flush(sess: Any, *args: Any) -> None:
-            queued = since.pop(sess, None)
-            if queued is not None and len(timer.waits) < 2_000_000:
-                timer.waits.append(time.perf_counter() - queued)
-            flush(sess, *args)
+        def timed_take(feed: Any, sess: Any) -> bytes:
+            cursor = feed.members.get(sess)
+            times = appended.get(id(feed), ())
+            if cursor is not None and cursor < len(times):
+                timer.writes += 1
+                if len(timer.waits) < 2_000_000:
+                    timer.waits.append(time.perf_counter() - times[cursor])
+            return take(feed, sess)  # type: ignore[no-any-return]
 
-        setattr(outbox, "_run", timed_run)  # noqa: B010 (a diagnostic patch)
-        setattr(outbox, "add", timed_add)  # noqa: B010
-        setattr(session.Session, "_flush", timed_flush)  # noqa: B010
+        setattr(outbox.Outbox, "_run", timed_run)  # noqa: B010 (a diagnostic patch)
+        setattr(outbox.Feed, "append", timed_append)  # noqa: B010
+        setattr(outbox.Feed, "take", timed_take)  # noqa: B010
 
     def stats(self) -> dict[str, Any]:
         waits = sorted(self.waits)
@@ -150,12 +151,19 @@ MIDDLEWARE = {
 
 
 def hub_app(heartbeat: float, send_buffer: int, diag: WriteTimer | None = None,
-            middleware: bool = False) -> web.Application:
+            middleware: bool = False, compression: dict[str, int] | None = None
+            ) -> web.Application:
+    """The hub with the bench topic; `compression` enables the plugin with that config
+    (with or without the rest of the middleware)."""
     plugins: dict[str, Any] = {"enabled": ["bench"]}
     if middleware:
         audit = os.path.join(tempfile.mkdtemp(prefix="ocos-bench-"), "audit.jsonl")
         plugins = {**MIDDLEWARE, "enabled": ["bench", *MIDDLEWARE["enabled"]],
                    "audit": {"path": audit}}
+    if compression is not None:
+        if "compression" not in plugins["enabled"]:
+            plugins["enabled"] = [*plugins["enabled"], "compression"]
+        plugins["compression"] = compression
     config = parse_config({
         "server": {"heartbeat": heartbeat, "shutdown_grace": 0,
                    "send_buffer_bytes": send_buffer},
@@ -275,6 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--middleware", action="store_true",
                         help="enable every middleware plugin (origin, ratelimit, audit, "
                         "metrics, logging, compression)")
+    parser.add_argument("--compress", action="store_true",
+                        help="enable the compression plugin (permessage-deflate)")
+    parser.add_argument("--compress-level", type=int, default=6, help="its zlib level")
+    parser.add_argument("--compress-min-size", type=int, default=256,
+                        help="its min_size: shorter event payloads stay uncompressed")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="serve GET /bench/memory: Python allocations since READY")
     args = parser.parse_args(argv)
@@ -288,8 +301,10 @@ def main(argv: list[str] | None = None) -> None:
     sock.listen(4096)  # clients may connect as soon as READY is printed
     port = sock.getsockname()[1]
     if args.impl == "hub":
+        compression = ({"level": args.compress_level, "min_size": args.compress_min_size}
+                       if args.compress else None)
         app = hub_app(args.heartbeat, args.send_buffer, WriteTimer() if args.diag else None,
-                      args.middleware)
+                      args.middleware, compression)
     else:
         app = naive_app()
     app.cleanup_ctx.append(watchdog(args.max_seconds))

@@ -7,22 +7,30 @@ clients are raw asyncio BufferedProtocols that read into one shared scratch buff
 only add up bytes: events = bytes / frame size, with no per-frame or per-byte work at
 all. A sample of clients parse every frame, which checks the frame size and the order
 and measures latency.
+
+With permessage-deflate (`deflate=True`) frames differ in size, but the hub sends every
+receiver the same shared compressed frame: the parsing clients record each frame's wire
+size, and `SharedFrames` turns the counting clients' byte counts into events with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
+import itertools
 import json
 import mmap
 import operator
 import os
+import secrets
 import socket
 import struct
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +38,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from bench.counter import DEFLATE_OFFER, check_deflate
 from bench.server import KIND, TOPIC, cpu_seconds, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +51,8 @@ WALL0 = time.time() - T0  # perf_counter() + WALL0 is wall-clock time (for the h
 # Counting clients never keep what they read: one buffer serves them all.
 _SCRATCH = memoryview(bytearray(256 * 1024))
 _decode = json.JSONDecoder().decode
+# RFC 7692 7.2.2: the tail the sender dropped from each compressed message
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
 def stamp() -> int:
@@ -73,13 +84,17 @@ class WsClient(asyncio.BufferedProtocol):
     parsing (`parse=True`: frame sizes, order, latency) or only adds up bytes.
 
     `counted` is the bytes of event frames since the ack; `delivered` turns it into events
-    with the run's one frame size, `WsClient.frame_size`.
+    with the run's one frame size, `WsClient.frame_size`. With `deflate` it offers
+    permessage-deflate (the hub must agree), and a parsing client also keeps each event
+    frame's wire size (`sizes`) and what the frames would have weighed uncompressed.
     """
 
     frame_size: ClassVar[int] = 0
 
-    def __init__(self, host: str, port: int, parse: bool, topic: str = TOPIC) -> None:
+    def __init__(self, host: str, port: int, parse: bool, topic: str = TOPIC,
+                 deflate: bool = False) -> None:
         self.host, self.port, self.parse, self.topic = host, port, parse, topic
+        self.deflate = deflate
         self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[None] = loop.create_future()
@@ -92,6 +107,9 @@ class WsClient(asyncio.BufferedProtocol):
         self.disorder = 0
         self.odd_sizes = 0
         self.last_size = 0
+        self.sizes: list[int] = []  # wire size of each event frame (deflate only)
+        self.inflated = 0  # bytes of those frames uncompressed (deflate only)
+        self.plain_events = 0  # events that came uncompressed (deflate only)
         self.latencies: list[float] = []
         self.hub_latencies: list[float] = []  # from the hub's `ts` (ms precision) on
         self.record = False
@@ -115,7 +133,8 @@ class WsClient(asyncio.BufferedProtocol):
         transport.write((
             f"GET /ws HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocos.v1\r\n\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocos.v1\r\n"
+            f"{DEFLATE_OFFER if self.deflate else ''}\r\n"
         ).encode())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -154,6 +173,13 @@ class WsClient(asyncio.BufferedProtocol):
                 self.ready.set_exception(ConnectionError(status.decode(errors="replace")))
                 self.close()
                 return
+            if self.deflate:
+                try:
+                    check_deflate(bytes(self._buf[:end]))
+                except ConnectionError as exc:
+                    self.ready.set_exception(exc)
+                    self.close()
+                    return
             del self._buf[:end + 4]
             self._handshaken = True
             assert self.transport is not None
@@ -180,10 +206,16 @@ class WsClient(asyncio.BufferedProtocol):
                 head = 10
             if len(buf) - pos < head + size:
                 break
+            compressed = buf[pos] & 0x40  # RSV1: permessage-deflate
             payload = bytes(buf[pos + head:pos + head + size])
             pos += head + size
             if opcode == 0x1:
-                self._message(payload.decode(), head + size, now)
+                inflated = 0
+                if compressed:  # no context takeover: each message inflates on its own
+                    payload = zlib.decompressobj(-15).decompress(payload + DEFLATE_TAIL)
+                    n = len(payload)
+                    inflated = n + (2 if n < 126 else 4 if n < 1 << 16 else 10)
+                self._message(payload.decode(), head + size, now, inflated)
             elif opcode == 0x8:
                 self.close_code = int.from_bytes(payload[:2], "big")
             elif opcode == 0x9 and self.transport is not None:
@@ -195,14 +227,20 @@ class WsClient(asyncio.BufferedProtocol):
                 return
         del buf[:pos]
 
-    def _message(self, payload: str, frame_size: int, now: float) -> None:
+    def _message(self, payload: str, frame_size: int, now: float, inflated: int) -> None:
+        """One text message; `inflated` is its frame's size uncompressed, 0 if it came so."""
         msg = _decode(payload)
         kind = msg.get("type")
         if kind == "event":
             self.events += 1
             self.counted += frame_size
             self.last_size = frame_size
-            if self.frame_size and frame_size != self.frame_size:
+            if self.deflate:
+                self.sizes.append(frame_size)
+                if not inflated:
+                    self.plain_events += 1
+                self.inflated += inflated or frame_size
+            elif self.frame_size and frame_size != self.frame_size:
                 self.odd_sizes += 1
             offset = msg["offset"]
             if offset != self.last_offset + 1:
@@ -246,9 +284,12 @@ class CountFile:
 class CounterProcess:
     """A `bench.counter` process holding counting clients in slots from `first` on."""
 
-    def __init__(self, port: int, counts: CountFile, first: int, rcvbuf: int = 0) -> None:
+    def __init__(self, port: int, counts: CountFile, first: int, rcvbuf: int = 0,
+                 deflate: bool = False) -> None:
         self.cmd = [sys.executable, "-m", "bench.counter", "--port", str(port),
                     "--counts", counts.path, "--first", str(first), "--rcvbuf", str(rcvbuf)]
+        if deflate:
+            self.cmd.append("--deflate")
         self.first = first
         self.opened = 0
         self.proc: asyncio.subprocess.Process | None = None
@@ -299,13 +340,51 @@ class CounterProcess:
             await proc.wait()
 
 
-class Readers:
-    """A set of subscribers that read: parsing clients here and counting-client slots."""
+class SharedFrames:
+    """Byte counts to event counts when frames differ in size (permessage-deflate) but
+    every receiver gets the same frames: the cumulative wire sizes the parsing clients
+    saw. Counts are since each client's subscribe, which for everyone came before the
+    first event, so one table serves all."""
 
-    def __init__(self, parsers: Sequence[WsClient], counts: CountFile, slots: range) -> None:
+    def __init__(self, parsers: Sequence[WsClient]) -> None:
+        self.parsers = parsers
+        self.sizes: list[int] = []  # the longest record any parsing client has
+        self.ends = [0]  # ends[n]: bytes of the first n event frames
+
+    def count(self, nbytes: int) -> int:
+        """Whole frames in the first `nbytes` bytes, as far as the parsing clients know."""
+        if nbytes > self.ends[-1]:
+            self._learn()
+        return bisect.bisect_right(self.ends, nbytes) - 1
+
+    def on_boundary(self, nbytes: int) -> bool:
+        return self.ends[self.count(nbytes)] == nbytes
+
+    def disagreeing(self) -> int:
+        """Parsing clients whose frame sizes are not the others': a receiver that did not
+        get the one shared frame."""
+        self._learn()
+        return sum(1 for c in self.parsers if c.sizes != self.sizes[:len(c.sizes)])
+
+    def _learn(self) -> None:
+        longest = max((c.sizes for c in self.parsers), key=len, default=[])
+        new = longest[len(self.sizes):]
+        if new:
+            self.sizes += new
+            last = self.ends[-1]
+            self.ends += [last + end for end in itertools.accumulate(new)]
+
+
+class Readers:
+    """A set of subscribers that read: parsing clients here and counting-client slots;
+    `frames` when frame sizes vary (permessage-deflate)."""
+
+    def __init__(self, parsers: Sequence[WsClient], counts: CountFile, slots: range,
+                 frames: SharedFrames | None = None) -> None:
         self.parsers = list(parsers)
         self.counts = counts
         self.slots = slots
+        self.frames = frames
 
     def __len__(self) -> int:
         return len(self.parsers) + len(self.slots)
@@ -318,6 +397,10 @@ class Readers:
 
 def least_delivered(readers: Readers, base: Sequence[int]) -> int:
     """Events every subscriber got since `base` (a snapshot), in C-speed passes."""
+    frames = readers.frames
+    if frames is not None:  # frames are shared, so fewer bytes is never more frames
+        return (frames.count(min(readers.snapshot(), default=0))
+                - frames.count(min(base, default=0)))
     return (min(map(operator.sub, readers.snapshot(), base), default=0)
             // (WsClient.frame_size or 1))
 
@@ -325,6 +408,7 @@ def least_delivered(readers: Readers, base: Sequence[int]) -> int:
 async def connect_clients(
     host: str, port: int, count: int, *, parse_every: int = 0, concurrency: int = 200,
     sources: Sequence[str] = ("127.0.0.1",), rcvbuf: int = 0, timeout: float = 120.0,
+    deflate: bool = False,
 ) -> list[WsClient]:
     """Open `count` subscribed clients, `concurrency` handshakes at a time; every
     `parse_every`-th one parses every frame. Source addresses rotate over `sources` so
@@ -339,7 +423,7 @@ async def connect_clients(
         source = sources[index % len(sources)]
         async with gate:
             for attempt in range(5):
-                client = WsClient(host, port, parse)
+                client = WsClient(host, port, parse, deflate=deflate)
                 try:
                     sock = _socket(source, rcvbuf)
                     try:
@@ -442,10 +526,12 @@ class Publisher:
 
     Every event's frame has the same size: `seq` and `sent` are fixed-width integers and
     `advance` first brings the topic's offsets to a power of ten, which leaves `budget`
-    events before they grow a digit.
+    events before they grow a digit. The pad is "x"s, or with `hex_pad` random hex digits
+    of the same length: "x"s deflate to almost nothing, hex digits about as well as the
+    hashes and ids of real events (to two thirds, in a message compressed on its own).
     """
 
-    def __init__(self, base: str, pad_to: int = 250) -> None:
+    def __init__(self, base: str, pad_to: int = 250, hex_pad: bool = False) -> None:
         self.base = base
         self.http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64, force_close=False))
@@ -453,8 +539,9 @@ class Publisher:
         self.last_offset = 0
         self.offset_base = 1
         # data of `pad_to` bytes once encoded: {"seq":N,"sent":T,"pad":"..."}
-        self.pad = "x" * max(0, pad_to - len(json.dumps(
+        size = max(0, pad_to - len(json.dumps(
             {"seq": SEQ_BASE, "sent": SENT_BASE, "pad": ""}, separators=(",", ":"))))
+        self.pad = secrets.token_hex(size)[:size] if hex_pad else "x" * size
 
     async def close(self) -> None:
         await self.http.close()
