@@ -31,7 +31,7 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict
 
 from ocos_hub import Topic, hookimpl
-from ocos_hub.app import HUB, create_app
+from ocos_hub.app import HUB, create_app, serving
 from ocos_hub.config import parse_config
 from ocos_hub.protocol import PROTOCOL, now_rfc3339
 
@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
                       args.middleware, compression)
     else:
         app = naive_app()
+    serving(app)  # as `ocos-hub serve` does (the naive loop too, for a fair comparison)
     app.cleanup_ctx.append(watchdog(args.max_seconds))
 
     baseline: list[tracemalloc.Snapshot] = []

@@ -27,11 +27,11 @@ def _load(args: argparse.Namespace) -> HubConfig:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ocos_hub.app import create_app
+    from ocos_hub.app import create_app, serving
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = _load(args)
-    app = create_app(config)
+    app = serving(create_app(config))
     server = config.server
     url = f"ws://{server.host}:{server.port}{server.ws_path}"
     print(f"OCOS Hub {__version__} listening on {url}", flush=True)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ocos_hub.session import Session
 
 # Seconds of writing per loop iteration.
-FLUSH_SLICE = 0.001
+FLUSH_SLICE = 0.0005
 
 # What a connection may have queued or owed before its write, as a multiple of
 # `send_buffer_bytes` (a large publish batch within one tick; a request holding events

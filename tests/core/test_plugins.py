@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ocos_hub import Topic, hookimpl
-from ocos_hub.app import create_app
+from ocos_hub.app import create_app, serving
 from ocos_hub.config import ConfigError, parse_config
 from ocos_hub.hub import Hub
 from ocos_hub.plugins import PluginHost, installed_plugins
@@ -152,3 +153,18 @@ async def test_core_runs_with_every_plugin_disabled(aiohttp_client) -> None:
     assert reply["code"] == "unknown_topic"
     assert (await http.get("/healthz")).status == 200
     assert (await (await http.get("/api/v1/topics")).json()) == {"topics": []}
+
+
+async def test_a_served_hub_keeps_its_startup_objects_out_of_full_collections(
+    aiohttp_client,
+) -> None:
+    # `ocos-hub serve` and `app_from_env` build their app with `serving`: once started,
+    # everything alive (modules, plugins, config) is frozen, so that a full collection walks
+    # only what connections and events created since.
+    gc.unfreeze()
+    try:
+        http = await aiohttp_client(serving(create_app(parse_config({}))))
+        assert (await http.get("/healthz")).status == 200
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()  # this test process serves many apps
