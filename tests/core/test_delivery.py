@@ -8,12 +8,12 @@ import json
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from aiohttp import WSMsgType
 
-from ocos_hub import outbox
+from ocos_hub import Operation, Request, hookimpl, outbox
 from tests.conftest import RunningHub, StartHub
 from tests.ticks import tick
 
@@ -204,6 +204,64 @@ async def test_slow_consumer_is_closed_4008_and_others_get_everything(
     assert notice["id"] is None
     assert struct.unpack("!H", frames[-1][1][:2])[0] == 4008
     writer.close()
+
+
+class Hold(Operation):
+    """A request that takes as long as the test wants (a slow plugin operation)."""
+
+    name = "hold"
+    request_model: ClassVar[type[Request]] = Request
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def __call__(self, session: Any, request: Request) -> dict[str, Any]:
+        await self.release.wait()
+        return {}
+
+
+class HoldPlugin:
+    def __init__(self) -> None:
+        self.op = Hold()
+
+    @hookimpl
+    def ocos_operations(self, config: Any) -> list[Operation]:
+        return [self.op]
+
+
+async def test_events_wait_for_a_slow_request_within_a_bound(start_hub: StartHub) -> None:
+    # Events published while a request is handled follow its reply; a request that takes
+    # too long does not let them pile up without bound: 8 x send_buffer_bytes, then 4008.
+    plugin = HoldPlugin()
+    running = await start_hub({"server": {"send_buffer_bytes": 65536}},
+                              plugins=[("hold", plugin)], enabled=["ticks", "hold"])
+    patient, stuck, other = [await running.connect() for _ in range(3)]
+    for client in (patient, stuck, other):
+        await client.request("subscribe", topic="ticks")
+
+    await patient.ws.send_json({"type": "hold", "id": "h"})
+    await asyncio.sleep(0.05)
+    await running.publish(*(tick(n) for n in range(5)))
+    await asyncio.sleep(0.05)
+    plugin.op.release.set()
+    assert (await patient.recv())["id"] == "h"  # the reply first, then what came meanwhile
+    assert [e["data"]["n"] for e in await patient.events(5)] == list(range(5))
+    for client in (other, stuck):
+        assert [e["data"]["n"] for e in await client.events(5)] == list(range(5))
+
+    plugin.op.release.clear()
+    await stuck.ws.send_json({"type": "hold", "id": "h"})
+    await asyncio.sleep(0.05)
+    padding = "x" * 2000
+    for start in range(0, 400, 50):  # about 800 KB while the request is held
+        await running.publish(*(tick(n, owner=padding) for n in range(start, start + 50)))
+        await asyncio.sleep(0.01)
+    assert [e["data"]["n"] for e in await other.events(400)][-1] == 399
+    notice = await stuck.recv()
+    assert notice.get("code") == "slow_consumer", notice
+    closing = await stuck.ws.receive(timeout=5)
+    assert closing.type is WSMsgType.CLOSE and closing.data == 4008
+    plugin.op.release.set()
 
 
 async def test_heartbeat_pings_and_drops_silent_clients(start_hub: StartHub) -> None:
