@@ -105,8 +105,7 @@ class Feed:
         end = self.end
         low = min(members.values(), default=end)
         if low < end:
-            behind = [s for s, cursor in members.items() if cursor < end
-                      and self._total - self._starts[cursor - self._base] > self._lag_limit]
+            behind = [s for s in members if self.lag_bytes(s) > self._lag_limit]
             for session in behind:
                 session.slow_consumer()  # leaves the feed
             low = min(members.values(), default=end)

@@ -14,8 +14,8 @@ import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from ocos_auth.base58 import b58encode
 
+from ocos_auth.base58 import b58encode
 from tests.conftest import RunningHub
 
 SECRET = "test-secret-that-is-long-enough-for-hs512-" + "x" * 32

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from ocos_auth.apikey import key_hash
 from pydantic import StrictStr
 
+from ocos_auth.apikey import key_hash
 from ocos_hub import Operation, Request, hookimpl
 from tests.conftest import Client, RunningHub, StartHub
 from tests.plugins.auth.helpers import SECRET, hs256, refused

@@ -8,8 +8,8 @@ import tomllib
 from typing import Any
 
 import pytest
-from ocos_auth.apikey import key_hash
 
+from ocos_auth.apikey import key_hash
 from ocos_hub.cli import main
 from ocos_hub.config import ConfigError
 from tests.conftest import RunningHub, StartHub

@@ -7,6 +7,7 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from ocos_auth.base58 import b58decode, b58encode
 
 VECTORS = [

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from ocos_auth.sessions import MemorySessionStore, SessionAuth, SessionRecord, session_id
 
+from ocos_auth.sessions import MemorySessionStore, SessionAuth, SessionRecord, session_id
 from ocos_hub import hookimpl
 from ocos_hub.config import ConfigError
 from tests.conftest import RunningHub, StartHub

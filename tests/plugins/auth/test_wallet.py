@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from ocos_auth.base58 import b58encode
 
+from ocos_auth.base58 import b58encode
 from ocos_hub.config import ConfigError
 from tests.conftest import RunningHub, StartHub
 from tests.plugins.auth.helpers import CLOSED, Wallet, challenge, sign_in, verify
