@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ocos_hub.config import ConfigError
@@ -120,6 +122,79 @@ async def test_jwks_file_picks_the_key_by_kid(start_hub: StartHub, tmp_path: Pat
     unknown = jwt.encode(claims(), old, algorithm="EdDSA", headers={"kid": "2019"})
     body = await refused(running, headers={"Authorization": f"Bearer {unknown}"})
     assert "key id '2019'" in body["message"]
+
+
+def public_jwk(private: ed25519.Ed25519PrivateKey, kid: str) -> dict[str, Any]:
+    return {**json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(private.public_key())), "kid": kid}
+
+
+async def jwks_server(aiohttp_server: Any, keys: list[dict[str, Any]],
+                      fetches: list[float]) -> str:
+    """An identity provider's `jwks_uri`, serving whatever `keys` holds when asked; an
+    empty list answers 500."""
+
+    async def jwks(request: web.Request) -> web.Response:
+        fetches.append(time.monotonic())
+        if not keys:
+            return web.Response(status=500, text="down")
+        return web.json_response({"keys": keys})
+
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/.well-known/jwks.json"))
+
+
+async def test_jwks_url_is_fetched_once_then_again_for_a_rotated_key(
+    start_hub: StartHub, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ocos_auth.jwt.MIN_REFETCH", 0.3)
+    old, new = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    keys, fetches = [public_jwk(old, "2025")], []
+    url = await jwks_server(aiohttp_server, keys, fetches)
+    running = await start_hub({**CLOSED, "plugins": {"jwt": {
+        "algorithms": ["EdDSA"], "jwks_url": url}}}, enabled=["ticks", "jwt"])
+    assert fetches == []  # nothing is fetched until a token needs it
+
+    for _ in range(3):
+        token = jwt.encode(claims(), old, algorithm="EdDSA", headers={"kid": "2025"})
+        client = await running.connect(headers={"Authorization": f"Bearer {token}"})
+        assert client.welcome["principal"]["id"] == "alice"
+    assert len(fetches) == 1
+
+    # The provider rotates; tokens with the new kid pass once it is refetched, and made-up
+    # kids in the meantime do not make the hub hammer the provider.
+    keys.append(public_jwk(new, "2026"))
+    rotated = jwt.encode(claims(sub="bob"), new, algorithm="EdDSA", headers={"kid": "2026"})
+    for kid in ("x1", "x2", "x3"):
+        made_up = jwt.encode(claims(), new, algorithm="EdDSA", headers={"kid": kid})
+        body = await refused(running, headers={"Authorization": f"Bearer {made_up}"})
+        assert f"key id '{kid}' is not in the configured key set" in body["message"]
+    assert len(fetches) == 1  # within MIN_REFETCH of the first fetch
+    await asyncio.sleep(0.35)
+    client = await running.connect(headers={"Authorization": f"Bearer {rotated}"})
+    assert client.welcome["principal"]["id"] == "bob"
+    assert len(fetches) == 2
+
+
+async def test_jwks_url_unreachable_refuses_as_unavailable_until_it_answers(
+    start_hub: StartHub, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ocos_auth.jwt.MIN_REFETCH", 0.3)
+    key = ed25519.Ed25519PrivateKey.generate()
+    keys: list[dict[str, Any]] = []
+    url = await jwks_server(aiohttp_server, keys, [])
+    running = await start_hub({**CLOSED, "plugins": {"jwt": {
+        "algorithms": ["EdDSA"], "jwks_url": url}}}, enabled=["ticks", "jwt"])
+    token = jwt.encode(claims(), key, algorithm="EdDSA", headers={"kid": "k"})
+    resp = await running.http.get("/ws", headers={"Authorization": f"Bearer {token}"})
+    body = await resp.json()
+    assert resp.status == 503 and body["code"] == "unavailable"
+    assert url in body["message"] and "500" in body["message"]
+    keys.append(public_jwk(key, "k"))
+    await asyncio.sleep(0.35)
+    client = await running.connect(headers={"Authorization": f"Bearer {token}"})
+    assert client.welcome["principal"]["id"] == "alice"
 
 
 # -- refusals: each at the handshake (HTTP 401 + JSON) and in band (an `error` reply) ------
@@ -246,7 +321,12 @@ async def test_in_band_fields_checked(start_hub: StartHub) -> None:
     ({"secret": "short"}, "at least 32 bytes"),
     ({"algorithms": ["HS512"], "secret": "x" * 40}, "at least 64 bytes"),
     ({"algorithms": ["none"]}, "algorithms"),
-    ({"algorithms": ["RS256"], "secret": None}, "public_key_file or jwks_file: required"),
+    ({"algorithms": ["RS256"], "secret": None},
+     "public_key_file, jwks_file or jwks_url: required"),
+    ({"algorithms": ["RS256"], "secret": None, "jwks_url": "http://idp.example/jwks"},
+     "jwks_url: https is required"),
+    ({"algorithms": ["RS256"], "secret": None, "jwks_url": "https://idp.example/jwks",
+      "jwks_file": "/etc/jwks.json"}, "not jwks_file and jwks_url"),
     ({"secret": "-----BEGIN PUBLIC KEY-----" + "x" * 40}, "looks like a public key"),
     ({"secret": "env:OCOS_TEST_UNSET_SECRET"}, "OCOS_TEST_UNSET_SECRET is not set"),
     ({"audience": []}, "at least one"),
