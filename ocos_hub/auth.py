@@ -72,6 +72,12 @@ class AuthMethod(ABC):
     async def authenticate(self, credentials: Mapping[str, Any]) -> Principal:
         """Verify an in-band `auth` request's fields (all but `type`, `id` and `method`)."""
 
+    async def sign_in(self, credentials: Mapping[str, Any]) -> tuple[Principal, dict[str, Any]]:
+        """An in-band `auth` request: the connection's new principal, and the fields its ack
+        carries beside `principal` (a session `token` the client may present or revoke
+        later, say). By default, `authenticate`'s principal and nothing more."""
+        return await self.authenticate(credentials), {}
+
     async def from_handshake(self, kind: str, value: str) -> Principal | None:
         """Verify a credential presented at the handshake or on an HTTP call.
 

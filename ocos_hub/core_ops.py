@@ -222,13 +222,13 @@ class Auth(Operation):
             raise HubError("invalid_message", f"auth: unknown method {request.method!r}",
                            {"field": "method", "methods": sorted(hub.auth_methods)})
         try:
-            principal = await method.authenticate(dict(request.model_extra or {}))
+            principal, fields = await method.sign_in(dict(request.model_extra or {}))
         except HubError as exc:
             await hub.authenticated(session, None, exc.code)
             raise
         session.set_principal(principal)
         await hub.authenticated(session, principal, None)
-        return {"principal": principal.wire()}
+        return {**fields, "principal": principal.wire()}
 
 
 class Publish(Operation):

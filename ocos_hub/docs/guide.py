@@ -328,6 +328,8 @@ def ocos_operations(config: Any) -> list[Operation]:
 **An auth method** (`ocos_auth_methods`). `authenticate` checks an in-band `auth`
 request's fields; `from_handshake` checks a bearer token (`TOKEN`) or API key (`API_KEY`)
 presented at the handshake, returning None when the value is not in its format.
+Override `sign_in` when an in-band sign-in creates something the client keeps: it returns
+the principal and the fields its ack adds (the wallet's session `token`, for instance).
 `credentials_model` and `handshake_credentials` tell the generated docs what it reads.
 Refuse with `HubError("invalid_credentials", ...)`.
 

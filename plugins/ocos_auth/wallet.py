@@ -4,8 +4,8 @@
    SIWS / EIP-4361 text to sign, with a fresh single-use nonce bound to the address.
 2. The wallet signs the message's UTF-8 bytes unchanged (Phantom, Solflare `signMessage`).
 3. `POST /auth/verify {address, message, signature}` returns a session token (the sessions
-   plugin issues it); on a socket, `{type: "auth", method: "signature", ...}` authenticates
-   that connection directly.
+   plugin issues it); on a socket, `{type: "auth", method: "signature", ...}` opens the
+   same session for that connection, and its ack carries the token.
 
 The signature is checked over the bytes received, and those same bytes are parsed; nothing
 the client sends is trusted before the signature verifies. A nonce is consumed as soon as
@@ -315,6 +315,13 @@ class WalletAuth(AuthMethod):
             id=address, method=self.name, scopes=frozenset(self.config.scopes),
             expires_at=utcnow() + timedelta(seconds=self.config.session_ttl),
             attributes={"address": address})
+
+    async def sign_in(self, credentials: Mapping[str, Any]) -> tuple[Principal, dict[str, Any]]:
+        """On a socket as over HTTP: a session, whose token the ack carries, so that the
+        socket can be logged out (`POST /auth/logout` closes it 4003) and the token reused."""
+        fields = parse_fields(self.name, SignatureFields, credentials)
+        token, principal = await self.login(fields.address, fields.message, fields.signature)
+        return principal, {"token": token, "expires_at": principal.wire()["expires_at"]}
 
     async def login(self, address: str, message: str, signature: str) -> tuple[str, Principal]:
         """Step 3 over HTTP: verify, then open a session; its token (shown to the client

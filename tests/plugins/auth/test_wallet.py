@@ -83,14 +83,23 @@ async def test_login_on_the_socket(start_hub: StartHub) -> None:
                                  message=ack["message"], signature=wallet.sign(ack["message"]))
     assert reply["type"] == "ack", reply
     principal = reply["principal"]
-    assert principal["id"] == wallet.address and principal["method"] == "signature"
+    # the same session as over HTTP: its token comes back, for other sockets and for logout
+    assert principal["id"] == wallet.address and principal["method"] == "session"
     assert principal["scopes"] == ["subscribe:ticks"] and principal["expires_at"]
+    assert reply["expires_at"] == principal["expires_at"] and reply["token"]
     assert (await client.request("subscribe", topic="ticks"))["type"] == "ack"
+    bearer = {"Authorization": f"Bearer {reply['token']}"}
+    other = await running.connect(headers=bearer)
+    assert other.welcome["principal"]["id"] == wallet.address
     bad = await client.request("challenge", address="not-base58-0OIl")
     assert bad["code"] == "invalid_message" and bad["details"]["field"] == "address"
     replay = await client.request("auth", method="signature", address=wallet.address,
                                   message=ack["message"], signature=wallet.sign(ack["message"]))
     assert replay["code"] == "invalid_credentials" and "already used" in replay["message"]
+    resp = await running.http.post("/auth/logout", headers=bearer)
+    assert await resp.json() == {"revoked": True, "connections_closed": 2}
+    assert await client.closed(timeout=1.0) == 4003
+    assert await other.closed(timeout=1.0) == 4003
 
 
 async def test_in_band_signature_fields_checked(start_hub: StartHub) -> None:
