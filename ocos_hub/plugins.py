@@ -78,6 +78,12 @@ class PluginHost:
                 )
             self.pm.register(plugin, name=name)
             self.order.append(name)
+        # A plugin names the plugins it cannot work without in `ocos_requires`.
+        for name in self.order:
+            for needed in getattr(self.pm.get_plugin(name), "ocos_requires", ()):
+                if needed not in self.order:
+                    raise ConfigError(f"{source}: [plugins] enabled: {name!r} needs the "
+                                      f"{needed!r} plugin; enable it too")
         for section in self.config.plugins.sections():
             if section not in installed and section not in extra:
                 raise ConfigError(

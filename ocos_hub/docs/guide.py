@@ -16,6 +16,9 @@ exactly as a third party's are, so every one of them is an example.
 What the hub does with a plugin:
 
 1. At startup it imports only the plugins named in `[plugins] enabled`, by entry point.
+   A plugin module that cannot work without others names them in a module-level
+   `ocos_requires = ("sessions",)`; the start (and `check-config`) stops unless they are
+   enabled too.
 2. It calls `ocos_config_model()` and validates the plugin's own section
    `[plugins.<name>]` with the model returned; a wrong option stops the start with a
    message naming the file, section and field.

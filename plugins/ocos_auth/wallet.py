@@ -35,7 +35,6 @@ from ocos_auth.common import CredentialFields, Scope, parse_fields, refuse, utcn
 from ocos_auth.sessions import SessionAuth, session_auth
 from ocos_hub import AuthMethod, HubError, Operation, Principal, Request, hookimpl
 from ocos_hub.app import HUB
-from ocos_hub.config import ConfigError
 from ocos_hub.errors import first_field
 from ocos_hub.http_api import read_json
 from ocos_hub.protocol import rfc3339
@@ -43,6 +42,10 @@ from ocos_hub.protocol import rfc3339
 if TYPE_CHECKING:
     from ocos_hub.hub import Hub
     from ocos_hub.session import Session
+
+# A wallet sign-in opens a session: without the sessions plugin the config is refused
+# (by `ocos-hub check-config` too).
+ocos_requires = ("sessions",)
 
 # Bounds checked before decoding: base58 of 32 bytes is at most 44 characters, of 64 bytes
 # at most 88; base64 of 64 bytes is 88. Longer input is refused without arithmetic on it.
@@ -439,9 +442,5 @@ def ocos_openapi(config: WalletConfig) -> dict[str, Any]:
 
 @hookimpl
 def ocos_startup(hub: Hub, config: WalletConfig) -> Awaitable[None] | None:
-    sessions = session_auth(hub)
-    if sessions is None:
-        raise ConfigError(f"{hub.config.source}: [plugins] enabled: the wallet plugin issues "
-                          "session tokens and needs the 'sessions' plugin; enable it too")
-    wallet_auth(hub).sessions = sessions
+    wallet_auth(hub).sessions = session_auth(hub)  # enabled: see `ocos_requires`
     return None

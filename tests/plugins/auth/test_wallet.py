@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from ocos_auth.base58 import b58encode
 from ocos_hub.config import ConfigError
 from tests.conftest import RunningHub, StartHub
+from tests.core.test_config import run_cli
 from tests.plugins.auth.helpers import CLOSED, Wallet, challenge, sign_in, verify
 
 WALLET = {"domain": "hub.ocos.example", "uri": "https://hub.ocos.example",
@@ -283,9 +285,16 @@ async def test_pending_challenges_are_bounded(start_hub: StartHub) -> None:
     assert resp.status == 503 and (await resp.json())["code"] == "unavailable"
 
 
-async def test_wallet_needs_the_sessions_plugin(start_hub: StartHub) -> None:
-    with pytest.raises(ConfigError, match="needs the 'sessions' plugin"):
+async def test_wallet_needs_the_sessions_plugin(start_hub: StartHub, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'wallet' needs the 'sessions' plugin"):
         await start_hub({"plugins": {"wallet": WALLET}}, enabled=["ticks", "wallet"])
+    config = tmp_path / "hub.toml"
+    config.write_text('[plugins]\nenabled = ["wallet"]\n[plugins.wallet]\n'
+                      'domain = "hub.ocos.example"\nuri = "https://hub.ocos.example"\n'
+                      'chain_id = "ocos:testnet"\n')
+    checked = run_cli("check-config", str(config))
+    assert checked.returncode != 0
+    assert "'wallet' needs the 'sessions' plugin; enable it too" in checked.stderr
 
 
 @pytest.mark.parametrize("section, field", [
