@@ -101,7 +101,8 @@ class Subscribe(Operation):
             if hub.where is None:
                 raise HubError("invalid_filter", "`where` needs the filters plugin, which this "
                                "hub does not enable", {"field": "where"})
-            where = hub.where(request.where)
+            where = hub.where(request.where, [topic.kinds[kind] for kind in sorted(
+                topic.kinds if kinds is None else kinds)])
         sub = Subscription(session, topic.name, kinds, topic.parse_filter(request.filter),
                            where, topic.visible)
         session.subscriptions[topic.name] = sub

@@ -19,7 +19,7 @@ The docstrings below are the reference documentation of each hook.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -44,6 +44,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # A compiled `where` object: True when the event passes every condition.
 EventPredicate = Callable[["Event"], bool]
+# Compiles a `where` object, given the data models of the event kinds it will see.
+WhereCompiler = Callable[[Mapping[str, Any], Sequence[type[BaseModel]]], EventPredicate]
 
 
 @hookspec
@@ -102,12 +104,14 @@ def ocos_operations(config: Any) -> list[Operation]:
 
 
 @hookspec
-def ocos_where(config: Any) -> Callable[[Mapping[str, Any]], EventPredicate] | None:
+def ocos_where(config: Any) -> WhereCompiler | None:
     """Return the compiler of `where` objects in `subscribe` requests.
 
-    It receives the client's `where` object and returns a predicate over events, or raises
-    `HubError("invalid_filter", ...)`. Without such a plugin, `where` is refused with
-    `invalid_filter`. At most one enabled plugin may return one.
+    It receives the client's `where` object and the data models of the event kinds the
+    subscription keeps (so that it can refuse a path none of them has), and returns a
+    predicate over events, or raises `HubError("invalid_filter", ...)`. Without such a
+    plugin, `where` is refused with `invalid_filter`. At most one enabled plugin may
+    return one.
     """
 
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from ocos_hub.config import ConfigError, HubConfig
 from ocos_hub.core_ops import CORE_OPERATIONS
 from ocos_hub.dedup import DedupWindow
 from ocos_hub.errors import HubError, first_field, validation_details
-from ocos_hub.hookspecs import EventPredicate
+from ocos_hub.hookspecs import WhereCompiler
 from ocos_hub.middleware import Middleware
 from ocos_hub.operations import Ack, Operation
 from ocos_hub.outbox import HARD_LIMIT_FACTOR
@@ -91,7 +91,7 @@ class Hub:
             if op.name in self.operations:
                 raise ConfigError(f"plugin {name!r}: request type {op.name!r} is already taken")
             self.operations[op.name] = op
-        self.where: Callable[[Mapping[str, Any]], EventPredicate] | None = plugins.single(
+        self.where: WhereCompiler | None = plugins.single(
             "ocos_where", "`where` compiler")
         self.sources: list[Source] = [source for _, source in plugins.collect("ocos_sources")]
         self.routes: list[web.AbstractRouteDef] = [r for _, r in plugins.collect("ocos_routes")]

@@ -9,17 +9,20 @@ so 256-bit amounts sent as strings compare right. A condition on a field the eve
 holds only for `exists: false`, `ne` and `nin`.
 
 Everything that can be checked is checked at subscribe time: an unknown root, an unknown
-operator or an operand of the wrong type is `invalid_filter` naming the path. The
+operator, an operand of the wrong type, or a `data.` path that no event kind the
+subscription keeps can have (by the kinds' JSON Schemas: a typo) is `invalid_filter`
+naming the path. The
 compiled predicate is a chain of small closures with no parsing left in it, and it runs
 before an event is encoded, so an event no filter keeps is never encoded at all.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -141,6 +144,59 @@ def _getter(path: str, max_depth: int) -> Getter:
         return value
 
     return walk
+
+
+# -- paths against the kinds' schemas ------------------------------------------------------
+
+
+@functools.cache
+def _schemas(model: type[BaseModel]) -> tuple[dict[str, Any], ...]:
+    """The model's data as serialised, by alias and by field name (a model may use either)."""
+    return tuple(model.model_json_schema(by_alias=by_alias, mode="serialization")
+                 for by_alias in (True, False))
+
+
+def _can_hold(node: Any, keys: Sequence[str], defs: Mapping[str, Any]) -> bool:
+    """Whether data matching the JSON Schema `node` can have a value at `keys`."""
+    if not keys:
+        return True
+    if not isinstance(node, Mapping):
+        return node is not False
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _can_hold(defs.get(ref.removeprefix("#/$defs/"), {}), keys, defs)
+    branches = [*node.get("anyOf", ()), *node.get("oneOf", ()), *node.get("allOf", ())]
+    if branches:
+        return any(_can_hold(branch, keys, defs) for branch in branches)
+    head, rest = keys[0], keys[1:]
+    kind = node.get("type")
+    if kind == "array" or "items" in node or "prefixItems" in node:
+        if not (head.isascii() and head.isdigit()):
+            return False
+        fixed = node.get("prefixItems", ())
+        item = fixed[int(head)] if int(head) < len(fixed) else node.get("items", True)
+        return _can_hold(item, rest, defs)
+    properties = node.get("properties")
+    if isinstance(properties, Mapping) and head in properties:
+        return _can_hold(properties[head], rest, defs)
+    extra = node.get("additionalProperties", properties is None)
+    if isinstance(extra, Mapping):
+        return _can_hold(extra, rest, defs)
+    if kind in ("string", "integer", "number", "boolean", "null"):
+        return False
+    return extra is True or (kind is None and properties is None)
+
+
+def _check_fields(path: str, keys: Sequence[str], models: Sequence[type[BaseModel]]) -> None:
+    """Refuse a `data.` path that no event of these models can have (a typo)."""
+    for model in models:
+        for schema in _schemas(model):
+            if _can_hold(schema, keys, schema.get("$defs", {})):
+                return
+    fields = sorted({name for model in models for schema in _schemas(model)[:1]
+                     for name in schema.get("properties", {})})
+    raise _refuse(path, f"no event this subscription keeps has this field (data fields: "
+                  f"{', '.join(fields) or 'none'})", fields=fields)
 
 
 # -- operators --------------------------------------------------------------------------
@@ -276,8 +332,10 @@ def _all(checks: list[Predicate]) -> Predicate:
     return every
 
 
-def compile_where(where: Mapping[str, Any], limits: FiltersConfig | None = None) -> Predicate:
-    """Compile a `where` object into a predicate over events, or raise `invalid_filter`."""
+def compile_where(where: Mapping[str, Any], limits: FiltersConfig | None = None,
+                  models: Sequence[type[BaseModel]] = ()) -> Predicate:
+    """Compile a `where` object into a predicate over events, or raise `invalid_filter`.
+    `models` are the data models of the event kinds kept: `data.` paths must fit one."""
     limits = limits or FiltersConfig()
     if not isinstance(where, Mapping):
         raise HubError("invalid_filter", "`where` is an object of path: condition",
@@ -288,6 +346,8 @@ def compile_where(where: Mapping[str, Any], limits: FiltersConfig | None = None)
     checks = []
     for path, condition in where.items():
         get = _getter(path, limits.max_depth)
+        if models and path.startswith("data."):
+            _check_fields(path, path.split(".")[1:], models)
         if not isinstance(condition, Mapping) or not condition:
             raise _refuse(path, "a condition is an object such as {\"eq\": value}, "
                           f"with operators {', '.join(OPS)}", ops=list(OPS))
@@ -302,5 +362,7 @@ def ocos_config_model() -> type[BaseModel]:
 
 
 @hookimpl
-def ocos_where(config: FiltersConfig) -> Callable[[Mapping[str, Any]], Predicate]:
-    return lambda where: compile_where(where, config)
+def ocos_where(
+    config: FiltersConfig,
+) -> Callable[[Mapping[str, Any], Sequence[type[BaseModel]]], Predicate]:
+    return lambda where, models: compile_where(where, config, models)

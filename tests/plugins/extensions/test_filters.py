@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from ocos_extensions.filters import FiltersConfig, compile_where
 from ocos_hub import Event, HubError
@@ -164,6 +165,45 @@ def test_limits_come_from_config() -> None:
         compile_where({"data.n": {"eq": 1}, "event": {"eq": "tick"}}, limits)
 
 
+class Leg(BaseModel):
+    token: str
+    amount: int
+
+
+class Swap(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_: str = Field(alias="from")
+    legs: list[Leg]
+    meta: dict[str, Any] = {}
+    note: str | None = None
+
+
+class Burn(BaseModel):
+    amount: int
+
+
+@pytest.mark.parametrize("path", [
+    "data.from", "data.from_", "data.legs.0.amount", "data.meta.anything.deeper",
+    "data.note", "data.amount",
+])
+def test_data_paths_an_event_can_have_are_accepted(path: str) -> None:
+    compile_where({path: {"exists": False}}, models=[Swap, Burn])
+
+
+@pytest.mark.parametrize("path, models", [
+    ("data.amout", [Swap, Burn]),  # a typo
+    ("data.legs.first", [Swap]),  # a list is indexed by position
+    ("data.legs.0.price", [Swap]),  # not a field of a leg
+    ("data.note.x", [Swap]),  # a string has no fields
+    ("data.amount", [Swap]),  # only the kind the subscription does not keep has it
+])
+def test_data_paths_no_event_can_have_are_refused(path: str, models: list[Any]) -> None:
+    with pytest.raises(HubError, match="no event this subscription keeps has this field") as info:
+        compile_where({path: {"exists": False}}, models=models)
+    assert info.value.details["field"] == f"where.{path}"
+
+
 # -- on the socket ----------------------------------------------------------------------
 
 
@@ -198,6 +238,13 @@ async def test_invalid_where_is_an_error_reply(filtered: RunningHub) -> None:
     assert reply["type"] == "error" and reply["code"] == "invalid_filter"
     assert reply["details"]["field"] == "where.data.n"
     assert "between" in reply["message"]
+    typo = await client.request("subscribe", topic="ticks", where={"data.ownr": {"eq": "x"}})
+    assert typo["code"] == "invalid_filter" and typo["details"]["fields"] == ["n", "owner"]
+    assert "data fields: n, owner" in typo["message"]
+    # `owner` is a field of tick events only
+    tocks = await client.request("subscribe", topic="ticks", events=["tock"],
+                                 where={"data.owner": {"eq": "x"}})
+    assert tocks["code"] == "invalid_filter" and tocks["details"]["fields"] == ["n"]
     ok = await client.request("subscribe", topic="ticks", where={"data.n": {"gt": 1}})
     assert ok["type"] == "ack"  # the refused subscribe left nothing behind
 
