@@ -166,7 +166,7 @@ class Session:
             if self._held_size > self._limit * HARD_LIMIT_FACTOR:
                 self.slow_consumer()
             return
-        # `_queue` inlined: this runs once per receiver and event
+        # `_append` inlined: this runs once per receiver and event
         if self._closing:
             return
         self._out.append(data)
@@ -181,10 +181,13 @@ class Session:
     def _queue(self, data: bytes) -> None:
         """Queue a reply or notice after everything the feeds owe (unless a request holds
         them back: what they got meanwhile follows its reply)."""
-        if self._closing:
-            return
         if self.feeds and self._held is None:
             self._take_feeds()
+        self._append(data)
+
+    def _append(self, data: bytes) -> None:
+        if self._closing:
+            return
         self._out.append(data)
         size = self._out_size = self._out_size + len(data)
         if size > self._limit and size > self._limit * HARD_LIMIT_FACTOR:
@@ -283,10 +286,12 @@ class Session:
             await self._handle(text)
         finally:
             held, self._held = self._held or [], None
+            # after the reply, and before what the feeds got meanwhile: a replay held here
+            # precedes the live events its subscription's feed got since going live
             for data in held:
-                self._queue(data)
+                self._append(data)
             if self.feeds:
-                self._schedule()  # what the feeds got meanwhile
+                self._schedule()
 
     async def _handle(self, text: str) -> None:
         request: dict[str, Any] | None = None

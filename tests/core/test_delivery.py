@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 from aiohttp import WSMsgType
 
-from ocos_hub import Operation, Request, hookimpl, outbox
+from ocos_hub import Middleware, Operation, Request, hookimpl, outbox
 from tests.conftest import RunningHub, StartHub
 from tests.ticks import tick
 
@@ -262,6 +262,33 @@ async def test_events_wait_for_a_slow_request_within_a_bound(start_hub: StartHub
     closing = await stuck.ws.receive(timeout=5)
     assert closing.type is WSMsgType.CLOSE and closing.data == 4008
     plugin.op.release.set()
+
+
+class SlowReplies(Middleware):
+    """Awaits after every reply (an audit trail writing, say): events keep coming meanwhile."""
+
+    async def on_reply(self, session: Any, request: Any, reply: Any) -> None:
+        await asyncio.sleep(0.05)
+
+
+class SlowRepliesPlugin:
+    @hookimpl
+    def ocos_middleware(self, config: Any) -> list[Middleware]:
+        return [SlowReplies()]
+
+
+async def test_a_replay_precedes_the_live_events_published_while_its_reply_is_seen(
+    start_hub: StartHub,
+) -> None:
+    running = await start_hub(plugins=[("slow-replies", SlowRepliesPlugin())],
+                              enabled=["ticks", "slow-replies"])
+    await running.publish(*(tick(n) for n in range(1, 6)))
+    client = await running.connect()
+    await client.ws.send_json({"type": "subscribe", "id": 1, "topic": "ticks", "rewind": 5})
+    await asyncio.sleep(0.01)  # the replay is queued; the reply's middleware still awaits
+    await running.hub.publish(*tick(6))
+    assert (await client.recv())["type"] == "ack"
+    assert [e["offset"] for e in await client.events(6)] == [1, 2, 3, 4, 5, 6]
 
 
 async def test_heartbeat_pings_and_drops_silent_clients(start_hub: StartHub) -> None:
