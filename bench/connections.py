@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import sys
@@ -25,7 +24,15 @@ from typing import Any
 import aiohttp
 
 from bench.server import raise_nofile
-from bench.wsload import ROOT, Publisher, ServerProcess, WsClient, close_all, connect_clients
+from bench.wsload import (
+    ROOT,
+    Publisher,
+    ServerProcess,
+    WsClient,
+    close_all,
+    connect_clients,
+    stop_child,
+)
 
 TARGET_CONNECTIONS = 15_000
 TARGET_KIB = 16.0
@@ -84,18 +91,7 @@ class Worker:
         return await self.expect(word, timeout)
 
     async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        if proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
-                proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_child(self.proc, 30)
 
 
 async def settled_rss(server: ServerProcess, seconds: float = 2.0) -> int:

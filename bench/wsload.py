@@ -326,18 +326,22 @@ class CounterProcess:
         return cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
 
     async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        if proc.stdin is not None:
-            with contextlib.suppress(ConnectionError):
-                proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await stop_child(self.proc, 10)
+
+
+async def stop_child(proc: asyncio.subprocess.Process | None, timeout: float) -> None:
+    """Stop a process driven over stdin: close its stdin (it exits), kill it if it lingers."""
+    if proc is None or proc.returncode is not None:
+        return
+    if proc.stdin is not None:
+        with contextlib.suppress(ConnectionError):
+            proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 class SharedFrames:

@@ -221,10 +221,8 @@ class Session:
             if not data:
                 return
         else:
-            for feed in feeds:
-                owed = feed.take(self)
-                if owed:
-                    out.append(owed)
+            if feeds:
+                self._take_feeds()
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             self._out_size = 0

@@ -12,10 +12,8 @@ description, so that the tests refuse it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import json
-import sys
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -33,8 +31,7 @@ from ocos_hub import hookspecs
 from ocos_hub.config import HubConfig, PluginsConfig, _resolve_secret
 from ocos_hub.docs.catalog import summary
 from ocos_hub.docs.guide import INTRO, OTHER_KINDS, WALKTHROUGH
-from ocos_hub.docs.topics import DISTRIBUTION, load_topics, type_label
-from ocos_hub.plugins import GROUP, installed_plugins
+from ocos_hub.docs.topics import first_party_loaded, load_topics, type_label
 
 REGENERATE = "ocos-hub docs --out docs --markdown"
 CONFIG_MARKER = (f"<!-- Generated from the config models by `{REGENERATE}`. "
@@ -82,14 +79,7 @@ def first_party() -> list[PluginDoc]:
     on stderr; the committed page then shows up as stale where it documented it.
     """
     found = []
-    for name, plugin in installed_plugins().items():
-        if plugin.distribution != DISTRIBUTION:
-            continue
-        try:
-            loaded = next(iter(importlib.metadata.entry_points(group=GROUP, name=name))).load()
-        except ImportError as exc:
-            print(f"docs: skipping plugin {name!r} ({plugin.value}): {exc}", file=sys.stderr)
-            continue
+    for name, plugin, loaded in first_party_loaded():
         module = plugin.value.split(":")[0]
         family = FAMILIES.get(module.split(".")[0], "other")
         topics = tuple(topic.name for _, topic in load_topics([name])) if hasattr(

@@ -17,13 +17,13 @@ import importlib.metadata
 import inspect
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ocos_hub.broker import Event
 from ocos_hub.config import ConfigError, parse_config
-from ocos_hub.plugins import GROUP, PluginHost, installed_plugins
+from ocos_hub.plugins import GROUP, InstalledPlugin, PluginHost, installed_plugins
 from ocos_hub.topics import Topic
 
 DISTRIBUTION = "ocos-hub"
@@ -186,13 +186,12 @@ def _anchor(kind: str) -> str:
     return "".join(ch for ch in kind.lower() if ch.isalnum() or ch in "-_")
 
 
-def first_party_plugins() -> list[str]:
-    """Names of this distribution's plugins that provide topics, in entry-point order.
+def first_party_loaded() -> Iterator[tuple[str, InstalledPlugin, Any]]:
+    """This distribution's plugins, imported, in entry-point order: `(name, plugin, module)`.
 
     A plugin that cannot be imported here (an optional dependency is missing) is skipped
-    with a note on stderr; a topic page it used to provide then shows up as stale.
+    with a note on stderr; what the docs took from it then shows up as stale.
     """
-    names = []
     for name, plugin in installed_plugins().items():
         if plugin.distribution != DISTRIBUTION:
             continue
@@ -201,9 +200,12 @@ def first_party_plugins() -> list[str]:
         except ImportError as exc:
             print(f"docs: skipping plugin {name!r} ({plugin.value}): {exc}", file=sys.stderr)
             continue
-        if hasattr(loaded, "ocos_topics"):
-            names.append(name)
-    return names
+        yield name, plugin, loaded
+
+
+def first_party_plugins() -> list[str]:
+    """Names of this distribution's plugins that provide topics, in entry-point order."""
+    return [name for name, _, loaded in first_party_loaded() if hasattr(loaded, "ocos_topics")]
 
 
 def load_topics(plugins: Iterable[str]) -> list[tuple[str, Topic]]:

@@ -218,7 +218,6 @@ class RemoteKeySet:
     def __init__(self, url: str, refresh: float) -> None:
         self.url = url
         self.refresh = refresh
-        self.fetches = 0
         self._keys: KeySet = {}
         self._tried_at: float | None = None
         self._error = ""
@@ -240,7 +239,6 @@ class RemoteKeySet:
             if self._tried_at != tried:
                 return  # fetched by another request meanwhile
             self._tried_at = time.monotonic()
-            self.fetches += 1
             try:
                 timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
                 async with aiohttp.ClientSession(timeout=timeout) as http, \
